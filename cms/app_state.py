@@ -1,0 +1,53 @@
+"""Per-app objects (the registry the app owns), reached through `state()`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from flask import current_app, g, request
+from flask_login import current_user
+
+from cms.audit import Actor
+
+if TYPE_CHECKING:
+    import redis
+
+    from cms.auth.passwords import Passwords
+    from cms.auth.throttle import LoginThrottle
+    from cms.config import Settings
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """A link in the admin navigation; later areas (flags, plugins, health) append theirs."""
+
+    label: str
+    endpoint: str
+
+
+@dataclass
+class AppState:
+    """What the app builds once at start and shares across requests."""
+
+    settings: Settings
+    passwords: Passwords
+    throttle: LoginThrottle
+    redis: redis.Redis | None
+    admin_nav: list[NavItem] = field(default_factory=list)
+    plugin_slots: tuple[str, ...] = ("dashboard.widget", "client.sidebar", "agent.toolbar")
+
+
+def state() -> AppState:
+    """Return the current app's state."""
+    return current_app.extensions["cms"]  # type: ignore[no-any-return]
+
+
+def client_ip() -> str | None:
+    """The client's address (after ProxyFix, when trusted proxies are configured)."""
+    return request.remote_addr
+
+
+def current_actor() -> Actor:
+    """The logged-in user as an Actor, with this request's IP and id."""
+    return Actor.for_user(current_user, client_ip(), g.get("request_id"))  # type: ignore[arg-type]

@@ -1,0 +1,110 @@
+"""Authentication: check credentials under the throttle, open and close login sessions, audit both."""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cms.audit import Actor, record_event
+from cms.auth.passwords import Passwords
+from cms.auth.sessions import create_session, revoke_session
+from cms.auth.throttle import LoginThrottle, ThrottleKey
+from cms.errors import DomainError, Throttled
+from cms.models import Agency, User, utcnow
+
+
+class InvalidCredentials(DomainError):
+    status = 401
+    code = "invalid_credentials"
+    title = "Login failed"
+
+
+def normalize_username(username: str) -> str:
+    return username.strip().lower()
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def log_in(
+    session: Session,
+    passwords: Passwords,
+    throttle: LoginThrottle,
+    limits: tuple[int, int],
+    username: str,
+    password: str,
+    ip: str | None,
+    user_agent: str | None = None,
+    request_id: str | None = None,
+) -> User:
+    """Verify credentials and open a session; return the user with `session_token` set.
+
+    `limits` is (failures per account, failures per IP). Raises Throttled or InvalidCredentials;
+    every outcome is audited and committed.
+    """
+    name = normalize_username(username)[:64]
+    keys = [ThrottleKey(f"account:{name}", limits[0]), ThrottleKey(f"ip:{ip or '-'}", limits[1])]
+    anonymous = Actor(None, name or "(blank)", None, ip=ip, request_id=request_id)
+
+    wait = throttle.retry_after(keys)
+    if wait:
+        record_event(session, anonymous, "auth.login.throttled", target_type="user", target_label=name)
+        session.commit()
+        raise Throttled(
+            f"Too many failed login attempts. Try again in {_minutes(wait)}.", retry_after=wait
+        )
+
+    user = session.scalar(select(User).where(User.username == name))
+    valid = passwords.verify(user.password_hash if user else None, password)
+    agency_active = user is not None and session.get(Agency, user.agency_id).is_active  # type: ignore[union-attr]
+    if user is None or not valid or not user.is_active or not agency_active:
+        throttle.record_failure(keys)
+        reason = "unknown user" if user is None else "bad password" if not valid else "inactive"
+        record_event(
+            session,
+            Actor(user.id if user else None, name or "(blank)", user.agency_id if user else None,
+                  ip=ip, request_id=request_id),
+            "auth.login.failure",
+            target_type="user",
+            target_id=user.id if user else None,
+            target_label=name,
+            after={"reason": reason},
+        )
+        session.commit()
+        # One message for every cause, so the form does not reveal which accounts exist.
+        raise InvalidCredentials("Wrong username or password, or the account is deactivated.")
+
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash(password)
+    throttle.clear(keys[0])
+    user.last_login_at = utcnow()
+    create_session(session, user, ip, user_agent)
+    record_event(
+        session,
+        Actor.for_user(user, ip, request_id),
+        "auth.login.success",
+        target_type="user",
+        target_id=user.id,
+        target_label=user.username,
+    )
+    session.commit()
+    return user
+
+
+def log_out(session: Session, user: User, ip: str | None, request_id: str | None) -> None:
+    """Revoke the user's current session and audit it."""
+    if user.session_token:
+        revoke_session(session, user.session_token, "logout")
+    record_event(
+        session,
+        Actor.for_user(user, ip, request_id),
+        "auth.logout",
+        target_type="user",
+        target_id=user.id,
+        target_label=user.username,
+    )
+    session.commit()

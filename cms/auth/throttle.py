@@ -1,0 +1,142 @@
+"""Login throttling per account and per IP: Redis counters when configured, in-process otherwise.
+
+Fixed windows: the first failure starts a window of `window_seconds`; once a key reaches its limit,
+attempts are refused until the window ends. If Redis fails, the in-process counters take over
+(login keeps working, and stays throttled per worker).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import redis
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ThrottleKey:
+    """A counter name and the failures it allows per window."""
+
+    name: str
+    limit: int
+
+
+class CounterStore(Protocol):
+    def count(self, key: str) -> tuple[int, int]:
+        """Return (failures, seconds until the window ends) for `key`."""
+
+    def increment(self, key: str, window_seconds: int) -> None: ...
+
+    def clear(self, key: str) -> None: ...
+
+
+class MemoryCounters:
+    """Thread-safe in-process counters with expiry."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counters: dict[str, tuple[int, float]] = {}
+
+    def count(self, key: str) -> tuple[int, int]:
+        with self._lock:
+            entry = self._counters.get(key)
+            now = self._clock()
+            if entry is None or entry[1] <= now:
+                self._counters.pop(key, None)
+                return 0, 0
+            return entry[0], math.ceil(entry[1] - now)
+
+    def increment(self, key: str, window_seconds: int) -> None:
+        with self._lock:
+            now = self._clock()
+            if len(self._counters) > 100_000:
+                self._counters = {k: v for k, v in self._counters.items() if v[1] > now}
+            count, expires = self._counters.get(key, (0, now + window_seconds))
+            if expires <= now:
+                count, expires = 0, now + window_seconds
+            self._counters[key] = (count + 1, expires)
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._counters.pop(key, None)
+
+
+class RedisCounters:
+    """Counters shared by every worker and host, kept in Redis with TTLs."""
+
+    prefix = "cms:login-throttle:"
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    def count(self, key: str) -> tuple[int, int]:
+        pipe = self._client.pipeline()
+        pipe.get(self.prefix + key)
+        pipe.ttl(self.prefix + key)
+        raw, ttl = pipe.execute()
+        if raw is None:
+            return 0, 0
+        return int(raw), max(int(ttl), 1)
+
+    def increment(self, key: str, window_seconds: int) -> None:
+        pipe = self._client.pipeline()
+        pipe.incr(self.prefix + key)
+        pipe.expire(self.prefix + key, window_seconds, nx=True)
+        pipe.execute()
+
+    def clear(self, key: str) -> None:
+        self._client.delete(self.prefix + key)
+
+
+class LoginThrottle:
+    """Decides whether a login attempt may proceed and records failures."""
+
+    def __init__(
+        self,
+        window_seconds: int,
+        primary: CounterStore,
+        fallback: CounterStore | None = None,
+    ) -> None:
+        self.window_seconds = window_seconds
+        self._primary = primary
+        self._fallback = fallback
+
+    def _call(self, method: str, *args: object) -> object:
+        try:
+            return getattr(self._primary, method)(*args)
+        except redis.RedisError as error:
+            if self._fallback is None:
+                raise
+            logger.warning("login throttle: Redis unavailable (%s); using in-process counters", error)
+            return getattr(self._fallback, method)(*args)
+
+    def retry_after(self, keys: list[ThrottleKey]) -> int:
+        """Return seconds to wait if any key has reached its limit, else 0."""
+        wait = 0
+        for key in keys:
+            count, ttl = self._call("count", key.name)  # type: ignore[misc]
+            if count >= key.limit:
+                wait = max(wait, ttl)
+        return wait
+
+    def record_failure(self, keys: list[ThrottleKey]) -> None:
+        for key in keys:
+            self._call("increment", key.name, self.window_seconds)
+
+    def clear(self, key: ThrottleKey) -> None:
+        self._call("clear", key.name)
+
+
+def make_throttle(client: redis.Redis | None, window_seconds: int) -> LoginThrottle:
+    """Return a Redis-backed throttle when `client` is given, else an in-process one."""
+    memory = MemoryCounters()
+    if client is None:
+        return LoginThrottle(window_seconds, memory)
+    return LoginThrottle(window_seconds, RedisCounters(client), fallback=memory)

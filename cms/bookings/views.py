@@ -1,0 +1,1 @@
+"""Booking pages (stub: filled in by the bookings work)."""

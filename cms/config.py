@@ -1,0 +1,147 @@
+"""Settings, parsed once from the environment.
+
+`Settings.from_env()` is the only place that reads `os.environ`; everything else receives a
+`Settings` (or the Flask config built from it).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class ConfigError(RuntimeError):
+    """Raised when the environment holds a setting that cannot be used."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def normalize_database_url(url: str) -> str:
+    """Return `url` with the psycopg 3 driver named for PostgreSQL URLs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _load_or_create_secret(instance_path: Path) -> str:
+    """Return the development secret kept in `instance/secret_key`, creating it once."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app reads from its environment."""
+
+    env: str = "development"
+    database_url: str = ""
+    redis_url: str | None = None
+    secret_key: str = ""
+    port: int = 8000
+    web_concurrency: int = 2
+    trusted_proxies: int = 0
+    session_cookie_secure: bool = False
+    session_idle_minutes: int = 12 * 60
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_ip: int = 30
+    login_window_seconds: int = 15 * 60
+    redis_socket_timeout: float = 0.25
+    password_hash_fast: bool = False
+    instance_path: Path = field(default_factory=lambda: Path("instance").resolve())
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, instance_path: Path | None = None
+    ) -> "Settings":
+        """Parse `env` (default `os.environ`); raises ConfigError on unusable values."""
+        env = os.environ if env is None else env
+        instance = (instance_path or Path(env.get("CMS_INSTANCE_PATH", "instance"))).resolve()
+        mode = env.get("CMS_ENV", "development").strip().lower() or "development"
+        if mode not in {"development", "production", "testing"}:
+            raise ConfigError(f"CMS_ENV must be development, production or testing, got {mode!r}")
+        database_url = env.get("CMS_DATABASE_URL", "").strip()
+        if not database_url:
+            instance.mkdir(parents=True, exist_ok=True)
+            database_url = f"sqlite:///{instance / 'cms.sqlite3'}"
+        secret = env.get("CMS_SECRET_KEY", "").strip()
+        if not secret:
+            if mode == "production":
+                raise ConfigError("CMS_SECRET_KEY is required when CMS_ENV=production")
+            secret = _load_or_create_secret(instance)
+        return cls(
+            env=mode,
+            database_url=normalize_database_url(database_url),
+            redis_url=env.get("CMS_REDIS_URL", "").strip() or None,
+            secret_key=secret,
+            port=_int(env, "PORT", 8000, minimum=1),
+            web_concurrency=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
+            trusted_proxies=_int(env, "CMS_TRUSTED_PROXIES", 0),
+            session_cookie_secure=_bool(env, "CMS_SECURE_COOKIES", mode == "production"),
+            session_idle_minutes=_int(env, "CMS_SESSION_IDLE_MINUTES", 12 * 60, minimum=1),
+            login_max_failures_per_account=_int(env, "CMS_LOGIN_MAX_FAILURES", 5, minimum=1),
+            login_max_failures_per_ip=_int(env, "CMS_LOGIN_MAX_FAILURES_PER_IP", 30, minimum=1),
+            login_window_seconds=_int(env, "CMS_LOGIN_WINDOW_SECONDS", 15 * 60, minimum=1),
+            instance_path=instance,
+        )
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        """Return a copy with `changes` applied (used by tests)."""
+        return replace(self, **changes)
+
+    def flask_config(self) -> dict[str, Any]:
+        """Return the Flask config keys these settings imply."""
+        return {
+            "SECRET_KEY": self.secret_key,
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(self.database_url),
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": self.session_cookie_secure,
+            "SESSION_COOKIE_NAME": "cms_session",
+            "PERMANENT_SESSION_LIFETIME": self.session_idle_minutes * 60,
+            "REMEMBER_COOKIE_HTTPONLY": True,
+            "REMEMBER_COOKIE_SAMESITE": "Lax",
+            "WTF_CSRF_TIME_LIMIT": None,
+            "TESTING": self.env == "testing",
+            "MAX_CONTENT_LENGTH": 1024 * 1024,
+            "CMS_SETTINGS": self,
+        }
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 15}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5, "pool_recycle": 1800}

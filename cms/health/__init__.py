@@ -1,0 +1,41 @@
+"""`GET /healthz`: is the database reachable, is Redis."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, jsonify
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.wrappers import Response
+
+from cms.app_state import state
+from cms.extensions import csrf, db
+from cms.redis_client import ping
+
+bp = Blueprint("health", __name__)
+
+
+@bp.route("/healthz")
+@csrf.exempt
+def healthz() -> tuple[Response, int]:
+    """200 while the database answers (Redis down is "degraded"); 503 when the database is down."""
+    started = time.perf_counter()
+    try:
+        db.session.execute(text("SELECT 1"))
+        database = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        database = {"ok": False, "error": type(error).__name__}
+    app_state = state()
+    redis_configured = app_state.redis is not None
+    redis_ok, redis_detail = ping(app_state.redis)
+    redis_report = {"configured": redis_configured, "ok": redis_ok, "detail": redis_detail}
+    if not database["ok"]:
+        status = "down"
+    elif redis_configured and not redis_ok:
+        status = "degraded"
+    else:
+        status = "ok"
+    body = {"status": status, "database": database, "redis": redis_report}
+    return jsonify(body), 503 if status == "down" else 200

@@ -1,0 +1,39 @@
+"""The data model; import models from here."""
+
+from cms.models.audit import AuditEvent
+from cms.models.bookings import Booking, BookingStatus, Cabin, Passenger, PassengerType, Segment
+from cms.models.clients import (
+    Activity,
+    ActivityKind,
+    Client,
+    RecentClient,
+    client_search_keys,
+    normalize_email,
+    normalize_phone,
+    normalize_text,
+)
+from cms.models.tenancy import Agency, Role, User, UserSession
+from cms.models.types import utcnow
+
+__all__ = [
+    "Activity",
+    "ActivityKind",
+    "Agency",
+    "AuditEvent",
+    "Booking",
+    "BookingStatus",
+    "Cabin",
+    "Client",
+    "Passenger",
+    "PassengerType",
+    "RecentClient",
+    "Role",
+    "Segment",
+    "User",
+    "UserSession",
+    "client_search_keys",
+    "normalize_email",
+    "normalize_phone",
+    "normalize_text",
+    "utcnow",
+]

@@ -1,0 +1,74 @@
+// Light progressive enhancement; every page works without it.
+(function () {
+  "use strict";
+
+  // "/" focuses the search box from anywhere except while typing.
+  function isTyping(el) {
+    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "/" && !isTyping(document.activeElement) && !event.ctrlKey && !event.metaKey) {
+      var box = document.querySelector("[data-hotkey='/']");
+      if (box) { event.preventDefault(); box.focus(); box.select(); }
+    }
+  });
+
+  // Result lists marked data-keynav: ArrowDown/ArrowUp (or j/k) move, Enter opens.
+  document.addEventListener("DOMContentLoaded", function () {
+    var list = document.querySelector("[data-keynav]");
+    if (!list) { return; }
+    var rows = Array.prototype.slice.call(list.querySelectorAll("[data-href]"));
+    var index = -1;
+    function select(i) {
+      if (!rows.length) { return; }
+      if (index >= 0) { rows[index].classList.remove("is-selected"); }
+      index = Math.max(0, Math.min(rows.length - 1, i));
+      rows[index].classList.add("is-selected");
+      rows[index].scrollIntoView({ block: "nearest" });
+    }
+    rows.forEach(function (row, i) {
+      row.addEventListener("click", function (event) {
+        if (event.target.tagName !== "A") { window.location = row.getAttribute("data-href"); }
+      });
+      row.style.cursor = "pointer";
+    });
+    document.addEventListener("keydown", function (event) {
+      var typing = isTyping(document.activeElement);
+      if (event.key === "ArrowDown" || (!typing && event.key === "j")) {
+        event.preventDefault(); if (typing) { document.activeElement.blur(); } select(index + 1);
+      } else if (event.key === "ArrowUp" || (!typing && event.key === "k")) {
+        event.preventDefault(); select(index - 1);
+      } else if (event.key === "Enter" && !typing && index >= 0) {
+        window.location = rows[index].getAttribute("data-href");
+      }
+    });
+  });
+
+  // Forms with data-confirm ask before submitting (dangerous admin actions).
+  document.addEventListener("submit", function (event) {
+    var message = event.target.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) { event.preventDefault(); }
+  });
+
+  // "Add row" buttons clone the last row of a repeating fieldset and renumber its fields.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-add-row]");
+    if (!button) { return; }
+    event.preventDefault();
+    var container = document.getElementById(button.getAttribute("data-add-row"));
+    var rows = container.querySelectorAll("[data-row]");
+    var last = rows[rows.length - 1];
+    var clone = last.cloneNode(true);
+    var next = rows.length;
+    clone.querySelectorAll("input, select, label").forEach(function (el) {
+      ["name", "id", "for"].forEach(function (attr) {
+        var value = el.getAttribute(attr);
+        if (value) { el.setAttribute(attr, value.replace(/-\d+-/, "-" + next + "-")); }
+      });
+      if (el.tagName === "INPUT") { el.value = ""; }
+      if (el.tagName === "SELECT") { el.selectedIndex = 0; }
+    });
+    clone.querySelectorAll("small.error").forEach(function (el) { el.remove(); });
+    container.appendChild(clone);
+  });
+})();
