@@ -1,4 +1,4 @@
-"""Flask CLI commands: `seed` and `user` (filled in by the CLI work)."""
+"""Flask CLI commands: `flask --app cms seed` and `flask --app cms user ...`."""
 
 from __future__ import annotations
 
@@ -7,3 +7,8 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the commands."""
+    from cms.seed.commands import seed_command
+    from cms.users.commands import user_group
+
+    app.cli.add_command(seed_command)
+    app.cli.add_command(user_group)

@@ -1,0 +1,36 @@
+"""Per-process start-up hooks, called from Gunicorn's post_fork.
+
+Anything holding threads, sockets or native engines must be created here (after fork), not in the
+master: database pools are reset so no connection is shared between processes. The plugin
+runtime adds its engine and epoch ticker here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+logger = logging.getLogger(__name__)
+
+_worker_start_hooks: list[Callable[[int], None]] = []
+
+
+def add_worker_start_hook(hook: Callable[[int], None]) -> None:
+    """Run `hook(pid)` in every worker right after it is forked."""
+    _worker_start_hooks.append(hook)
+
+
+def on_worker_start(pid: int) -> None:
+    """Called once per worker after fork."""
+    from cms.extensions import db
+
+    # With preload_app the master may have opened pooled connections; never share them.
+    try:
+        engines = db.engines  # type: ignore[attr-defined]
+        for engine in engines.values():
+            engine.dispose(close=False)
+    except RuntimeError:
+        pass  # no app context yet: nothing was opened before fork
+    for hook in list(_worker_start_hooks):
+        hook(pid)
+    logger.info("worker %s started", pid)

@@ -1,0 +1,1 @@
+"""User management services shared by the admin UI and the `flask user` commands."""

@@ -1,0 +1,40 @@
+"""Gunicorn settings for the CMS. Every value can be overridden on the command line.
+
+Reads PORT and WEB_CONCURRENCY like the app does; `post_fork` is where per-worker resources start
+(the plugin runtime's engine and epoch ticker must be created after fork, never in the master).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+wsgi_app = "cms:create_app()"
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{int(os.environ.get('PORT', '8000'))}"
+workers = int(os.environ.get("WEB_CONCURRENCY", str(max(2, multiprocessing.cpu_count()))))
+worker_class = "sync"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+# Recycle workers now and then so no slow growth can accumulate; jitter avoids all restarting at once.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests_jitter = max_requests // 10
+# Heartbeat files on tmpfs: a worker blocked on a slow disk must not look dead.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+preload_app = False
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s pid=%(p)s'
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_fork(server, worker):  # type: ignore[no-untyped-def]
+    """Start per-worker resources: nothing inherited from the master is shared across workers."""
+    from cms.lifecycle import on_worker_start
+
+    on_worker_start(worker.pid)
+
+
+def worker_abort(worker):  # type: ignore[no-untyped-def]
+    worker.log.warning("worker %s aborted (timeout); it will be replaced", worker.pid)
