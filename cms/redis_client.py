@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +21,8 @@ def make_redis(url: str | None, socket_timeout: float) -> redis.Redis | None:
         socket_connect_timeout=socket_timeout,
         health_check_interval=30,
         decode_responses=True,
+        # No retries with back-off: a request must never wait on a sick Redis for long.
+        retry=Retry(NoBackoff(), 0),
     )
 
 

@@ -18,6 +18,8 @@ import redis
 
 logger = logging.getLogger(__name__)
 
+PRIMARY_RETRY_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class ThrottleKey:
@@ -103,17 +105,24 @@ class LoginThrottle:
         window_seconds: int,
         primary: CounterStore,
         fallback: CounterStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.window_seconds = window_seconds
         self._primary = primary
         self._fallback = fallback
+        self._clock = clock
+        self._primary_down_until = 0.0
 
     def _call(self, method: str, *args: object) -> object:
+        if self._fallback is not None and self._clock() < self._primary_down_until:
+            return getattr(self._fallback, method)(*args)
         try:
             return getattr(self._primary, method)(*args)
         except redis.RedisError as error:
             if self._fallback is None:
                 raise
+            # Skip Redis for a while so each login pays the socket timeout at most once per pause.
+            self._primary_down_until = self._clock() + PRIMARY_RETRY_SECONDS
             logger.warning("login throttle: Redis unavailable (%s); using in-process counters", error)
             return getattr(self._fallback, method)(*args)
 
