@@ -12,13 +12,14 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Protocol, TypeVar
 
 import redis
 
 logger = logging.getLogger(__name__)
 
 PRIMARY_RETRY_SECONDS = 5.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,34 +114,35 @@ class LoginThrottle:
         self._clock = clock
         self._primary_down_until = 0.0
 
-    def _call(self, method: str, *args: object) -> object:
+    def _use(self, operation: Callable[[CounterStore], T]) -> T:
+        """Run `operation` on Redis, or on the in-process counters while Redis is failing."""
         if self._fallback is not None and self._clock() < self._primary_down_until:
-            return getattr(self._fallback, method)(*args)
+            return operation(self._fallback)
         try:
-            return getattr(self._primary, method)(*args)
+            return operation(self._primary)
         except redis.RedisError as error:
             if self._fallback is None:
                 raise
             # Skip Redis for a while so each login pays the socket timeout at most once per pause.
             self._primary_down_until = self._clock() + PRIMARY_RETRY_SECONDS
             logger.warning("login throttle: Redis unavailable (%s); using in-process counters", error)
-            return getattr(self._fallback, method)(*args)
+            return operation(self._fallback)
 
     def retry_after(self, keys: list[ThrottleKey]) -> int:
         """Return seconds to wait if any key has reached its limit, else 0."""
         wait = 0
         for key in keys:
-            count, ttl = self._call("count", key.name)  # type: ignore[misc]
+            count, ttl = self._use(lambda store: store.count(key.name))
             if count >= key.limit:
                 wait = max(wait, ttl)
         return wait
 
     def record_failure(self, keys: list[ThrottleKey]) -> None:
         for key in keys:
-            self._call("increment", key.name, self.window_seconds)
+            self._use(lambda store: store.increment(key.name, self.window_seconds))
 
     def clear(self, key: ThrottleKey) -> None:
-        self._call("clear", key.name)
+        self._use(lambda store: store.clear(key.name))
 
 
 def make_throttle(client: redis.Redis | None, window_seconds: int) -> LoginThrottle:

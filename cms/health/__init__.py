@@ -21,6 +21,7 @@ bp = Blueprint("health", __name__)
 def healthz() -> tuple[Response, int]:
     """200 while the database answers (Redis down is "degraded"); 503 when the database is down."""
     started = time.perf_counter()
+    database: dict[str, object]
     try:
         db.session.execute(text("SELECT 1"))
         database = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
