@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__)
 
-from cms.admin import views  # noqa: E402,F401
+from cms.admin import agencies, audit, users, views  # noqa: E402,F401  (register routes on bp)
