@@ -42,6 +42,7 @@ from cms.bookings.rules import (
     MAX_PASSENGERS,
     MAX_SEGMENTS,
     MONEY_MESSAGE,
+    SAME_AIRPORT_MESSAGE,
     NAME_MAX,
     NOTES_MAX,
     BookingInput,
@@ -135,7 +136,7 @@ class SegmentRow(_Row):
         "Airline",
         filters=[_upper],
         validators=[DataRequired(REQUIRED), Regexp(CARRIER_PATTERN, message=CARRIER_MESSAGE)],
-        render_kw={"maxlength": 2, "placeholder": "BA", "autocapitalize": "characters"},
+        render_kw={"maxlength": 2, "autocapitalize": "characters"},
     )
     flight_number = StringField(
         "Flight no.",
@@ -144,19 +145,19 @@ class SegmentRow(_Row):
             DataRequired(REQUIRED),
             Regexp(FLIGHT_NUMBER_PATTERN, message=FLIGHT_NUMBER_MESSAGE),
         ],
-        render_kw={"maxlength": 4, "inputmode": "numeric", "placeholder": "117"},
+        render_kw={"maxlength": 4, "inputmode": "numeric"},
     )
     origin = StringField(
         "From",
         filters=[_upper],
         validators=[DataRequired(REQUIRED), Regexp(AIRPORT_PATTERN, message=AIRPORT_MESSAGE)],
-        render_kw={"maxlength": 3, "placeholder": "LHR", "autocapitalize": "characters"},
+        render_kw={"maxlength": 3, "autocapitalize": "characters"},
     )
     destination = StringField(
         "To",
         filters=[_upper],
         validators=[DataRequired(REQUIRED), Regexp(AIRPORT_PATTERN, message=AIRPORT_MESSAGE)],
-        render_kw={"maxlength": 3, "placeholder": "JFK", "autocapitalize": "characters"},
+        render_kw={"maxlength": 3, "autocapitalize": "characters"},
     )
     departure_date = BlankableDateField("Date", validators=[InputRequired(REQUIRED)])
     cabin = SelectField(
@@ -166,8 +167,13 @@ class SegmentRow(_Row):
         "Fare",
         places=2,
         validators=[InputRequired(REQUIRED), _fare],
-        render_kw={"inputmode": "decimal", "placeholder": "0.00"},
+        render_kw={"inputmode": "decimal"},
     )
+
+    def validate_destination(self, field: Field) -> None:
+        # Also checked by the service; repeated here so it shows with the other row errors.
+        if field.data and field.data == self.origin.data:
+            raise ValidationError(SAME_AIRPORT_MESSAGE)
 
 
 class BookingForm(FlaskForm):

@@ -56,6 +56,7 @@ CARRIER_MESSAGE = "Two letters or digits, like BA or U2."
 FLIGHT_NUMBER_MESSAGE = "1 to 4 digits."
 AIRPORT_MESSAGE = "A three-letter airport code, like LHR."
 CURRENCY_MESSAGE = "A three-letter currency code, like EUR."
+SAME_AIRPORT_MESSAGE = "Must differ from the origin."
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def booking_problems(data: BookingInput) -> dict[str, list[str]]:
             if not AIRPORT_PATTERN.match(getattr(seg, name)):
                 add(key + name, AIRPORT_MESSAGE)
         if seg.origin == seg.destination:
-            add(key + "destination", "Must differ from the origin.")
+            add(key + "destination", SAME_AIRPORT_MESSAGE)
         if seg.cabin not in cabins:
             add(key + "cabin", "Choose a cabin.")
         problem = money_problem(seg.fare)

@@ -24,6 +24,7 @@ def _booking_helpers() -> dict[str, Any]:
     return {
         "has_endpoint": lambda name: name in current_app.view_functions,
         "next_statuses": lambda booking: ALLOWED_TRANSITIONS[BookingStatus(booking.status)],
+        "forward_status": _forward_status,
         "action_labels": ACTION_LABELS,
         "cabin_label": lambda code: Cabin(code).label,
         "pax_type_label": lambda code: PAX_TYPE_LABELS.get(code, code),
@@ -98,6 +99,12 @@ def change_status(booking_id: int) -> Response:
         return jsonify(booking=_booking_json(booking))
     flash(f"Booking {booking.record_locator} is now {booking.status}.", "success")
     return redirect(url_for("bookings.view_booking", booking_id=booking.id), code=303)
+
+
+def _forward_status(booking: Booking) -> BookingStatus | None:
+    """The furthest step forward the booking can take (the highlighted button), if any."""
+    ahead = [s for s in ALLOWED_TRANSITIONS[BookingStatus(booking.status)] if s is not BookingStatus.CANCELLED]
+    return ahead[-1] if ahead else None
 
 
 def _rejected(form: BookingForm, status: int, **context: Any) -> tuple[str, int]:
