@@ -23,8 +23,9 @@ from cms.bookings.rules import (
     booking_problems,
     parse_status,
 )
+from cms.clients.service import get_client
 from cms.errors import Conflict, NotFound, ValidationFailed
-from cms.models import Activity, ActivityKind, Booking, BookingStatus, Client, Passenger, Segment, utcnow
+from cms.models import Activity, ActivityKind, Booking, BookingStatus, Passenger, Segment, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +53,6 @@ def get_booking(session: Session, agency_id: int | None, booking_id: int) -> Boo
     return booking
 
 
-def get_booking_client(session: Session, agency_id: int | None, client_id: int) -> Client:
-    """Return the agency's client a booking is made for; raises NotFound."""
-    client = session.scalar(
-        select(Client).where(Client.id == client_id, Client.agency_id == agency_id)
-    )
-    if client is None:
-        raise NotFound("This client does not exist.")
-    return client
-
-
 def create_booking(
     session: Session,
     actor: Actor,
@@ -74,7 +65,7 @@ def create_booking(
 
     Raises NotFound (client not in the actor's agency) or ValidationFailed (nothing written).
     """
-    client = get_booking_client(session, actor.agency_id, client_id)
+    client = get_client(session, actor.agency_id, client_id)
     problems = booking_problems(data)
     initial = parse_status(status)
     if initial is None or initial not in INITIAL_STATUSES:

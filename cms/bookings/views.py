@@ -12,6 +12,7 @@ from cms.app_state import current_actor
 from cms.bookings import bp, service
 from cms.bookings.forms import PAX_TYPE_LABELS, BookingForm, EditBookingForm, NewBookingForm, StatusForm
 from cms.bookings.rules import ACTION_LABELS, ALLOWED_TRANSITIONS
+from cms.clients.service import get_client
 from cms.errors import Conflict, ValidationFailed, wants_json
 from cms.extensions import db
 from cms.models import Booking, BookingStatus, Cabin
@@ -36,7 +37,7 @@ def _booking_helpers() -> dict[str, Any]:
 @login_required
 def new_booking(client_id: int) -> Response | str | tuple[str, int]:
     actor = current_actor()
-    client = service.get_booking_client(db.session, actor.agency_id, client_id)
+    client = get_client(db.session, actor.agency_id, client_id)
     form = NewBookingForm()
     if request.method == "GET":
         return render_template(FORM_TEMPLATE, form=form, client=client, booking=None)
