@@ -5,6 +5,7 @@ Errors print one line on stderr and exit with status 2; changes are audited as a
 
 from __future__ import annotations
 
+import sys
 from typing import NoReturn
 
 import click
@@ -25,8 +26,14 @@ from cms.users.service import (
 DEFAULT_AGENCY = "Head Office"
 CLI_ACTOR = Actor.system("cli")
 # Service field names as the user typed them on the command line.
-OPTION_NAMES = {"display_name": "--display-name", "email": "--email", "role": "--role",
-                "agency_id": "--agency", "name": "--agency"}
+OPTION_NAMES = {
+    "username": "USERNAME",
+    "display_name": "--display-name",
+    "email": "--email",
+    "role": "--role",
+    "agency_id": "--agency",
+    "name": "--agency",
+}
 
 user_group = AppGroup("user", help="Manage users.")
 
@@ -46,7 +53,7 @@ def _describe(error: DomainError) -> str:
 
 
 def _read_password() -> str:
-    line = click.get_text_stream("stdin").readline()
+    line = sys.stdin.readline()
     password = line.rstrip("\r\n")
     if not password:
         _fail("no password on standard input (pipe one line into --password-stdin).")
