@@ -1,0 +1,109 @@
+"""Formatting of benchmark results: the Markdown table, the goals, and docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+DASHBOARD_RATIO_GOAL = 0.4
+SEARCH_P95_GOAL_MS = 50.0
+
+
+@dataclass
+class Result:
+    """One wrk run: `key` is hello, login, dashboard or search."""
+
+    key: str
+    name: str
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    mem = re.search(r"^MemTotal:\s*(\d+) kB", meminfo, re.MULTILINE)
+    memory = f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB RAM" if mem else "unknown RAM"
+    return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
+            f"{model.group(1).strip() if model else platform.processor() or 'unknown CPU'}, "
+            f"{memory}, {platform.system()} {platform.release()}, Python {platform.python_version()}")
+
+
+def table(results: list[Result]) -> str:
+    lines = ["| endpoint | requests/s | p50 ms | p95 ms | p99 ms | errors |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        lines.append(f"| {r.name} | {r.rps:.1f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | "
+                     f"{r.p99_ms:.1f} | {r.errors} |")
+    return "\n".join(lines)
+
+
+def ratios(results: list[Result]) -> str:
+    """The two goals: dashboard throughput relative to the bare app, and search latency."""
+    by_key = {r.key: r for r in results}
+    hello, dashboard, search = by_key["hello"], by_key["dashboard"], by_key["search"]
+    ratio = dashboard.rps / hello.rps if hello.rps else 0.0
+    return "\n".join([
+        f"- dashboard / hello requests per second: **{ratio:.2f}** "
+        f"(goal >= {DASHBOARD_RATIO_GOAL}: {'met' if ratio >= DASHBOARD_RATIO_GOAL else 'NOT met'})",
+        f"- client search p95: **{search.p95_ms:.1f} ms** (goal < {SEARCH_P95_GOAL_MS:.0f} ms: "
+        f"{'met' if search.p95_ms < SEARCH_P95_GOAL_MS else 'NOT met'})",
+    ])
+
+
+def argon2_parameters() -> str:
+    from argon2 import PasswordHasher
+
+    hasher = PasswordHasher()
+    return (f"argon2id, time_cost={hasher.time_cost}, memory_cost={hasher.memory_cost} KiB, "
+            f"parallelism={hasher.parallelism}")
+
+
+def document(results: list[Result], args: argparse.Namespace, command: str,
+             seed_command: str | None, search_terms: list[str]) -> str:
+    """The Markdown page docs/benchmarks.md."""
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    seeded = (f"Seeded for this run with `{seed_command}`." if seed_command else
+              "The database was already seeded (`flask --app cms seed --agencies "
+              f"{args.agencies} --agents {args.agents} --clients {args.clients}`).")
+    return f"""# HTTP benchmarks
+
+Written by `bench/http_bench.py --write` from a real run; re-run it to refresh this page.
+
+- Date: {today}
+- Machine: {machine()}
+- Command: `{command}`
+- Database: PostgreSQL (`{args.database_url}`), {args.agents:,} agents in {args.agencies} agencies,
+  {args.clients:,} clients with about 1.5 bookings each. {seeded}
+- Servers: Gunicorn with the project's `gunicorn.conf.py` (access log off), {args.workers} sync
+  workers, for both the CMS and `bench/hello_app.py` (a bare Flask app returning a string).
+- Load: wrk, {args.threads} threads, {args.connections} connections, {args.duration} s per endpoint
+  after a {args.warmup} s warm-up, all on 127.0.0.1 (wrk shares the CPUs with the servers).
+
+{table(results)}
+
+{ratios(results)}
+
+Notes:
+
+- POST /login rotates over the seeded agents, reusing one anonymous cookie and CSRF token; each
+  login verifies an argon2 hash ({argon2_parameters()}), opens a server-side session and writes an
+  audit event. Its cost is dominated by argon2 by design.
+- GET / is the dashboard of `agent00001`; GET /clients?q= rotates over the prefixes
+  {", ".join(f"`{t}`" for t in search_terms)}.
+- Errors count socket errors plus responses with an unexpected status (200, or 302 for login).
+"""
