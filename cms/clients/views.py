@@ -1,26 +1,128 @@
-"""Agent pages (stub: filled in by the clients work)."""
+"""Agent pages: the dashboard, client search, the client page and its forms."""
 
 from __future__ import annotations
 
-from flask import render_template
-from flask_login import login_required
+from typing import Any
 
-from cms.clients import bp
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import login_required
+from werkzeug.wrappers import Response
+
+from cms.app_state import current_actor
+from cms.clients import bp, pages, service
+from cms.clients.forms import ClientForm, EditClientForm, NoteForm
+from cms.clients.rules import SEAT_CHOICES
+from cms.clients.search import QUERY_MAX, SearchRejected, search_clients
+from cms.errors import Conflict, ValidationFailed, wants_json
+from cms.extensions import db
+from cms.models import utcnow
+
+FORM_TEMPLATE = "clients/form.html"
+SEAT_LABELS = dict(SEAT_CHOICES)
+
+
+@bp.app_context_processor
+def _client_helpers() -> dict[str, Any]:
+    # App-wide: other areas' templates link to endpoints that may not be registered yet.
+    return {
+        "has_endpoint": lambda name: name in current_app.view_functions,
+        "seat_label": lambda value: SEAT_LABELS.get(value, value),
+        "money": lambda amount: f"{amount:,.2f}",
+    }
 
 
 @bp.route("/")
 @login_required
 def dashboard() -> str:
-    return render_template("clients/dashboard.html")
+    data = pages.dashboard(db.session, current_actor(), utcnow().date())
+    return render_template("clients/dashboard.html", data=data)
 
 
 @bp.route("/clients")
 @login_required
-def search() -> str:
-    return render_template("clients/dashboard.html")
+def search() -> str | tuple[str, int]:
+    query = request.args.get("q", "")
+    page_number = request.args.get("page", 1, type=int)
+    try:
+        results = search_clients(
+            db.session, current_actor().agency_id, query, page_number, utcnow().date()
+        )
+    except SearchRejected as error:
+        if wants_json():
+            raise
+        return render_template("clients/search.html", results=None, query=query, error=error.message), 400
+    return render_template("clients/search.html", results=results, query=query, query_max=QUERY_MAX)
 
 
-@bp.route("/clients/new")
+@bp.route("/clients/new", methods=["GET", "POST"])
 @login_required
-def new_client() -> str:
-    return render_template("clients/dashboard.html")
+def new_client() -> Response | str | tuple[str, int]:
+    if request.method == "GET":
+        form = ClientForm.prefilled(request.args.get("q", ""))
+        return render_template(FORM_TEMPLATE, form=form, client=None)
+    form = ClientForm()
+    if form.validate():
+        try:
+            client = service.create_client(db.session, current_actor(), form.to_input())
+        except ValidationFailed as error:
+            form.apply_problems(error.fields)
+        else:
+            flash(f"{client.full_name} was added.", "success")
+            return redirect(url_for("clients.view_client", client_id=client.id), code=303)
+    return _rejected(form, 422, client=None)
+
+
+@bp.route("/clients/<int:client_id>")
+@login_required
+def view_client(client_id: int) -> str:
+    page = pages.open_client(db.session, current_actor(), client_id)
+    return render_template("clients/view.html", page=page, note_form=NoteForm(formdata=None))
+
+
+@bp.route("/clients/<int:client_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit_client(client_id: int) -> Response | str | tuple[str, int]:
+    actor = current_actor()
+    client = service.get_client(db.session, actor.agency_id, client_id)
+    if request.method == "GET":
+        return render_template(FORM_TEMPLATE, form=EditClientForm.for_client(client), client=client)
+    form = EditClientForm()
+    if form.validate():
+        try:
+            _, changed = service.update_client(
+                db.session, actor, client.id, form.to_input(), form.version.data
+            )
+        except ValidationFailed as error:
+            form.apply_problems(error.fields)
+        except Conflict as error:
+            if wants_json():
+                raise
+            form.form_errors.append(error.message)
+            return _rejected(form, 409, client=client, stale=True)
+        else:
+            flash("Saved." if changed else "Nothing changed.", "success" if changed else "info")
+            return redirect(url_for("clients.view_client", client_id=client.id), code=303)
+    return _rejected(form, 422, client=client)
+
+
+@bp.route("/clients/<int:client_id>/notes", methods=["POST"])
+@login_required
+def add_note(client_id: int) -> Response | tuple[str, int]:
+    actor = current_actor()
+    form = NoteForm()
+    if form.validate():
+        service.add_note(db.session, actor, client_id, form.body.data or "")
+        flash("Note added.", "success")
+        return redirect(url_for("clients.view_client", client_id=client_id, _anchor="timeline"), code=303)
+    # Unknown or foreign client: 404 before any form error is shown.
+    page = pages.client_page(db.session, actor.agency_id, client_id)
+    if wants_json():
+        raise ValidationFailed("The note was not added.", {"body": list(form.body.errors)})
+    return render_template("clients/view.html", page=page, note_form=form), 422
+
+
+def _rejected(form: ClientForm, status: int, **context: Any) -> tuple[str, int]:
+    """Re-render the form with its errors (HTML), or raise ValidationFailed for JSON clients."""
+    if wants_json():
+        raise ValidationFailed(service.INVALID_MESSAGE, form.field_errors())
+    return render_template(FORM_TEMPLATE, form=form, **context), status
