@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
@@ -23,7 +23,6 @@ FORM_TEMPLATE = "bookings/form.html"
 @bp.context_processor
 def _booking_helpers() -> dict[str, Any]:
     return {
-        "has_endpoint": lambda name: name in current_app.view_functions,
         "next_statuses": lambda booking: ALLOWED_TRANSITIONS[BookingStatus(booking.status)],
         "forward_status": _forward_status,
         "action_labels": ACTION_LABELS,
@@ -50,7 +49,7 @@ def new_booking(client_id: int) -> Response | str | tuple[str, int]:
             form.apply_problems(error.fields)
         else:
             flash(f"Booking {booking.record_locator} created.", "success")
-            return redirect(url_for("bookings.view_booking", booking_id=booking.id))
+            return redirect(url_for("bookings.view_booking", booking_id=booking.id), code=303)
     return _rejected(form, 422, client=client, booking=None)
 
 
@@ -85,7 +84,7 @@ def edit_booking(booking_id: int) -> Response | str | tuple[str, int]:
             return _rejected(form, 409, client=client, booking=booking, stale=True)
         else:
             flash(f"Booking {booking.record_locator} saved.", "success")
-            return redirect(url_for("bookings.view_booking", booking_id=booking.id))
+            return redirect(url_for("bookings.view_booking", booking_id=booking.id), code=303)
     return _rejected(form, 422, client=client, booking=booking)
 
 
