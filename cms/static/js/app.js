@@ -6,8 +6,12 @@
   function isTyping(el) {
     return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
   }
+  // In an empty search box (e.g. the dashboard's, focused on load) "/" is the hotkey, not text.
   document.addEventListener("keydown", function (event) {
-    if (event.key === "/" && !isTyping(document.activeElement) && !event.ctrlKey && !event.metaKey) {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) { return; }
+    var active = document.activeElement;
+    if (active && active.type === "search" && active.value === "") { event.preventDefault(); return; }
+    if (!isTyping(active)) {
       var box = document.querySelector("[data-hotkey='/']");
       if (box) { event.preventDefault(); box.focus(); box.select(); }
     }
