@@ -42,7 +42,7 @@ def agencies() -> View:
         show_field_errors(form, error)
         return _render_list(form, error.status)
     flash(f"Agency {agency.name} created.", "success")
-    return redirect(url_for("admin.agency_detail", agency_id=agency.id))
+    return redirect(url_for("admin.agency_detail", agency_id=agency.id), code=303)
 
 
 def _render_detail(agency_id: int, form: AgencyForm, status: int = 200) -> View:
@@ -70,7 +70,7 @@ def agency_rename(agency_id: int) -> View:
         show_field_errors(form, error)
         return _render_detail(agency_id, form, error.status)
     flash(f"Agency renamed to {agency.name}.", "success")
-    return redirect(url_for("admin.agency_detail", agency_id=agency_id))
+    return redirect(url_for("admin.agency_detail", agency_id=agency_id), code=303)
 
 
 @bp.route("/agencies/<int:agency_id>/deactivate", methods=["POST"])
@@ -80,7 +80,7 @@ def agency_deactivate(agency_id: int) -> Response:
     flash(
         f"Agency deactivated: its users cannot log in; {revoked} session(s) ended.", "success"
     )
-    return redirect(url_for("admin.agency_detail", agency_id=agency_id))
+    return redirect(url_for("admin.agency_detail", agency_id=agency_id), code=303)
 
 
 @bp.route("/agencies/<int:agency_id>/activate", methods=["POST"])
@@ -88,4 +88,4 @@ def agency_deactivate(agency_id: int) -> Response:
 def agency_activate(agency_id: int) -> Response:
     set_agency_active(db.session, current_actor(), agency_id, True)
     flash("Agency activated: its active users can log in again.", "success")
-    return redirect(url_for("admin.agency_detail", agency_id=agency_id))
+    return redirect(url_for("admin.agency_detail", agency_id=agency_id), code=303)

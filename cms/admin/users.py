@@ -77,7 +77,7 @@ def new_user() -> View:
         show_field_errors(form, error)
         return render_template("admin/user_new.html", form=form, error=error.message), error.status
     flash(f"User {user.username} created.", "success")
-    return redirect(url_for("admin.user_detail", user_id=user.id))
+    return redirect(url_for("admin.user_detail", user_id=user.id), code=303)
 
 
 def _render_detail(user_id: int, reset_form: ResetPasswordForm, status: int = 200) -> View:
@@ -99,7 +99,7 @@ def user_detail(user_id: int) -> View:
 def user_deactivate(user_id: int) -> Response:
     revoked = deactivate_user(db.session, current_actor(), user_id)
     flash(f"Account deactivated; {_sessions(revoked)} ended.", "success")
-    return redirect(url_for("admin.user_detail", user_id=user_id))
+    return redirect(url_for("admin.user_detail", user_id=user_id), code=303)
 
 
 @bp.route("/users/<int:user_id>/reactivate", methods=["POST"])
@@ -107,7 +107,7 @@ def user_deactivate(user_id: int) -> Response:
 def user_reactivate(user_id: int) -> Response:
     reactivate_user(db.session, current_actor(), user_id)
     flash("Account reactivated: this user can log in again.", "success")
-    return redirect(url_for("admin.user_detail", user_id=user_id))
+    return redirect(url_for("admin.user_detail", user_id=user_id), code=303)
 
 
 @bp.route("/users/<int:user_id>/password", methods=["POST"])
@@ -131,7 +131,7 @@ def user_password(user_id: int) -> View:
         )
     else:
         flash("Password changed; all of this user's sessions were ended.", "success")
-    return redirect(url_for("admin.user_detail", user_id=user_id))
+    return redirect(url_for("admin.user_detail", user_id=user_id), code=303)
 
 
 @bp.route("/users/<int:user_id>/logout", methods=["POST"])
@@ -139,7 +139,7 @@ def user_password(user_id: int) -> View:
 def user_logout(user_id: int) -> Response:
     revoked = force_logout(db.session, current_actor(), user_id)
     flash(f"Logged out: {_sessions(revoked)} ended.", "success")
-    return redirect(url_for("admin.user_detail", user_id=user_id))
+    return redirect(url_for("admin.user_detail", user_id=user_id), code=303)
 
 
 def _sessions(count: int) -> str:

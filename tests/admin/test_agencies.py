@@ -46,7 +46,7 @@ def test_list_shows_counts(app: Flask, admin: Browser, personas: Personas) -> No
 
 def test_create_agency(app: Flask, admin: Browser) -> None:
     response = admin.post("/admin/agencies", {"name": "  Gamma  Getaways "})
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert _agency_names(app)[-1] == "Gamma Getaways"
     assert "Agency Gamma Getaways created." in admin.get(response.headers["Location"]).get_data(as_text=True)
     assert _agency_events(app) == ["agency.create"]
@@ -73,7 +73,7 @@ def test_create_agency_rejects_bad_names(
 def test_rename(app: Flask, admin: Browser, personas: Personas) -> None:
     url = f"/admin/agencies/{personas.agency_b_id}"
     assert 'value="Beta Tours"' in admin.get(url).get_data(as_text=True)
-    assert admin.post(f"{url}/rename", {"name": "Beta Cruises"}).status_code == 302
+    assert admin.post(f"{url}/rename", {"name": "Beta Cruises"}).status_code == 303
     clash = admin.post(f"{url}/rename", {"name": "ALPHA TRAVEL"})
     assert clash.status_code == 409 and "already exists" in clash.get_data(as_text=True)
     short = admin.post(f"{url}/rename", {"name": "B"})
@@ -90,14 +90,14 @@ def test_deactivated_agency_logs_out_and_locks_out_its_agents(
     url = f"/admin/agencies/{personas.agency_b_id}"
     assert 'data-confirm="Deactivate Beta Tours?' in admin.get(url).get_data(as_text=True)
     response = admin.post(f"{url}/deactivate")
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert "1 session(s) ended" in admin.get(url).get_data(as_text=True)
 
     assert bob.get("/").status_code == 302
     assert Browser(app.test_client()).login("bob.agent").status_code == 401
     assert alice.get("/").status_code == 200  # other agencies are untouched
 
-    assert admin.post(f"{url}/activate").status_code == 302
+    assert admin.post(f"{url}/activate").status_code == 303
     assert Browser(app.test_client()).login("bob.agent").status_code == 302
     assert _agency_events(app) == ["agency.deactivate", "agency.activate"]
 

@@ -105,7 +105,7 @@ def test_create_user(app: Flask, admin: Browser, personas: Personas) -> None:
     })
     carol = _user(app, "carol.new")
     assert carol is not None and carol.agency_id == personas.agency_b_id
-    assert response.status_code == 302 and response.headers["Location"] == f"/admin/users/{carol.id}"
+    assert response.status_code == 303 and response.headers["Location"] == f"/admin/users/{carol.id}"
     assert "User carol.new created." in admin.get(response.headers["Location"]).get_data(as_text=True)
     assert Browser(app.test_client()).login("carol.new", "carols-password").status_code == 302
 
@@ -162,7 +162,7 @@ def test_deactivate_logs_the_user_out_and_blocks_login(app: Flask, admin: Browse
     assert alice.get("/").status_code == 200
     user_id = _user_id(app, "alice.agent")
     response = admin.post(f"/admin/users/{user_id}/deactivate")
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert "1 session ended" in admin.get(response.headers["Location"]).get_data(as_text=True)
 
     next_request = alice.get("/")
@@ -189,7 +189,7 @@ def test_admin_cannot_deactivate_themselves(app: Flask, admin: Browser) -> None:
 def test_force_logout(app: Flask, admin: Browser, as_user: Any) -> None:
     alice = as_user("alice.agent")
     response = admin.post(f"/admin/users/{_user_id(app, 'alice.agent')}/logout")
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert "Logged out: 1 session ended." in admin.get(response.headers["Location"]).get_data(as_text=True)
     next_request = alice.get("/")
     assert next_request.status_code == 302 and next_request.headers["Location"].startswith("/login")
@@ -203,7 +203,7 @@ def test_reset_password_typed(app: Flask, admin: Browser, as_user: Any) -> None:
         f"/admin/users/{_user_id(app, 'alice.agent')}/password",
         {"password": "alices-new-password", "confirm": "alices-new-password"},
     )
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert alice.get("/").status_code == 302  # her session ended
     assert Browser(app.test_client()).login("alice.agent", PASSWORD).status_code == 401
     assert Browser(app.test_client()).login("alice.agent", "alices-new-password").status_code == 302
@@ -212,7 +212,7 @@ def test_reset_password_typed(app: Flask, admin: Browser, as_user: Any) -> None:
 def test_reset_password_generated_is_shown_once(app: Flask, admin: Browser) -> None:
     detail = f"/admin/users/{_user_id(app, 'alice.agent')}"
     response = admin.post(f"{detail}/password", {"password": "", "confirm": ""})
-    assert response.status_code == 302
+    assert response.status_code == 303
     page = admin.get(detail).get_data(as_text=True)
     match = re.search(r"New password: ([A-Za-z0-9]{16}) — shown only this once", page)
     assert match
