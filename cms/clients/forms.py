@@ -6,6 +6,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, Field, IntegerField, SelectField, StringField, TelField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import HiddenInput
 
@@ -70,7 +71,7 @@ class ClientForm(FlaskForm):
         filters=[_strip],
         render_kw={"autocomplete": "off", "placeholder": "+44 20 7946 0000"},
     )
-    seat = SelectField("Seat", choices=SEAT_CHOICES, default="")
+    seat = SelectField("Seat", choices=[SelectChoice(value, label) for value, label in SEAT_CHOICES], default="")
     meal = StringField(
         "Meal code",
         [Optional(), Length(max=MEAL_MAX, message=_too_long(MEAL_MAX)), Regexp(MEAL_PATTERN, message=MEAL_MESSAGE)],
