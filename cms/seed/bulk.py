@@ -182,7 +182,7 @@ def existing_clients(session: Session, agency_ids: Iterable[int]) -> dict[str, t
             Client.agency_id.in_(list(agency_ids)), Client.email_key.is_not(None)
         )
     )
-    return {email: (client_id, agency_id) for email, client_id, agency_id in rows}
+    return {email: (client_id, agency_id) for email, client_id, agency_id in rows if email}
 
 
 def ensure_clients(

@@ -93,11 +93,12 @@ def seed_command(
     # One hash for every seeded account: hashing thousands of passwords would take minutes.
     password_hash = state().passwords.hash(password)
     report = SeedReport()
-    seed_bulk(db.session, SeedPlan(agencies, agents, clients, bookings_per_client), password_hash,
+    session = db.session()
+    seed_bulk(session, SeedPlan(agencies, agents, clients, bookings_per_client), password_hash,
               report, _progressbar)
     accounts: list[DemoAccount] = []
     if demo:
         now = utcnow()
-        accounts = seed_demo(db.session, password_hash, now.date(), now, report)
+        accounts = seed_demo(session, password_hash, now.date(), now, report)
     _print_summary(report, time.perf_counter() - started)
     _print_logins(accounts, password, agents)

@@ -35,6 +35,9 @@ _HUBS = {"BA": "LHR", "LH": "FRA", "AF": "CDG", "KL": "AMS", "IB": "MAD", "AA": 
          "UA": "EWR", "DL": "ATL", "EK": "DXB", "QR": "DOH"}
 _CABIN_FACTOR = {Cabin.ECONOMY: 1.0, Cabin.PREMIUM: 1.8, Cabin.BUSINESS: 4.0, Cabin.FIRST: 7.0}
 _AIRPORT_CODES = tuple(words.AIRPORTS)
+_DEPARTED_STATUSES = (BookingStatus.TICKETED, BookingStatus.CANCELLED, BookingStatus.CONFIRMED)
+_UPCOMING_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.TICKETED, BookingStatus.QUOTED,
+                      BookingStatus.HELD, BookingStatus.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -182,11 +185,8 @@ def booking_number(client_index: int, position: int, series: Series) -> int:
 
 def _status(rng: random.Random, departed: bool) -> str:
     if departed:
-        choices = (BookingStatus.TICKETED, BookingStatus.CANCELLED, BookingStatus.CONFIRMED)
-        return rng.choices(choices, (70, 15, 15))[0].value
-    choices = (BookingStatus.CONFIRMED, BookingStatus.TICKETED, BookingStatus.QUOTED,
-               BookingStatus.HELD, BookingStatus.CANCELLED)
-    return rng.choices(choices, (38, 30, 14, 8, 10))[0].value
+        return rng.choices(_DEPARTED_STATUSES, (70, 15, 15))[0].value
+    return rng.choices(_UPCOMING_STATUSES, (38, 30, 14, 8, 10))[0].value
 
 
 def _route(rng: random.Random, home: str) -> list[tuple[str, str, int]]:
