@@ -73,9 +73,16 @@ def argon2_parameters() -> str:
             f"parallelism={hasher.parallelism}")
 
 
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def document(results: list[Result], args: argparse.Namespace, command: str,
-             seed_command: str | None, search_terms: list[str]) -> str:
+             seed_command: str | None, search_terms: list[str], load_before: str) -> str:
     """The Markdown page docs/benchmarks.md."""
+    engine = "PostgreSQL" if args.database_url.startswith("postgres") else "SQLite"
+    max_requests = ("the project's default (GUNICORN_MAX_REQUESTS unset: 2000 + jitter)"
+                    if args.max_requests is None else f"{args.max_requests} (0: never)")
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     seeded = (f"Seeded for this run with `{seed_command}`." if seed_command else
               "The database was already seeded (`flask --app cms seed --agencies "
@@ -85,12 +92,13 @@ def document(results: list[Result], args: argparse.Namespace, command: str,
 Written by `bench/http_bench.py --write` from a real run; re-run it to refresh this page.
 
 - Date: {today}
-- Machine: {machine()}
+- Machine: {machine()}; load average before the run {load_before}, after {load_average()}
 - Command: `{command}`
-- Database: PostgreSQL (`{args.database_url}`), {args.agents:,} agents in {args.agencies} agencies,
+- Database: {engine} (`{args.database_url}`), {args.agents:,} agents in {args.agencies} agencies,
   {args.clients:,} clients with about 1.5 bookings each. {seeded}
 - Servers: Gunicorn with the project's `gunicorn.conf.py` (access log off), {args.workers} sync
-  workers, for both the CMS and `bench/hello_app.py` (a bare Flask app returning a string).
+  workers, for both the CMS and `bench/hello_app.py` (a bare Flask app returning a string);
+  workers recycled after max_requests = {max_requests}.
 - Load: wrk, {args.threads} threads, {args.connections} connections, {args.duration} s per endpoint
   after a {args.warmup} s warm-up, all on 127.0.0.1 (wrk shares the CPUs with the servers).
 

@@ -31,7 +31,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import wrk_scripts  # noqa: E402  (sibling modules; bench/ is not a package)
-from bench_report import Result, document, ratios, table  # noqa: E402
+from bench_report import Result, document, load_average, ratios, table  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -319,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         argv if argv is not None else sys.argv[1:]
     )
     signal.signal(signal.SIGTERM, _interrupt)
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="cms-bench-") as tmp:
         work_dir = Path(tmp)
         env = {**os.environ, "CMS_DATABASE_URL": args.database_url, "CMS_ENV": "production",
@@ -335,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         path = REPO / "docs" / "benchmarks.md"
         path.parent.mkdir(exist_ok=True)
-        path.write_text(document(results, args, command.strip(), seed_command, SEARCH_TERMS))
+        path.write_text(document(results, args, command.strip(), seed_command, SEARCH_TERMS,
+                                  load_before))
         log(f"wrote {path}")
     return 0
 
