@@ -13,10 +13,20 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ContextManager, Iterable, Iterator, Protocol, Sequence
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 
-from cms.models import Agency, Booking, Client, Passenger, Role, Segment, User
+from cms.models import (
+    Activity,
+    Agency,
+    Booking,
+    Client,
+    Passenger,
+    RecentClient,
+    Role,
+    Segment,
+    User,
+)
 from cms.seed import generator as gen
 
 BATCH_ROWS = 5000
@@ -70,6 +80,10 @@ class SeedReport:
 
     def present(self, kind: str, n: int = 1) -> None:
         self.tallies[kind].present += n
+
+    @property
+    def anything_created(self) -> bool:
+        return any(tally.created for tally in self.tallies.values())
 
 
 def _table(model: Any) -> Table:
@@ -275,3 +289,17 @@ def seed_bulk(
         if not agency_ids:
             raise ValueError("clients need at least one agency")
         ensure_clients(session, plan, agency_ids, report, progress)
+
+
+def refresh_planner_statistics(session: Session) -> None:
+    """ANALYZE the seeded tables: after a bulk load the query planner's statistics are stale, or
+    missing altogether where autovacuum is off, and searches then pick slow plans."""
+    dialect = session.get_bind().dialect.name
+    tables = [_table(model).name for model in
+              (Agency, User, Client, Booking, Passenger, Segment, Activity, RecentClient)]
+    if dialect == "postgresql":
+        session.execute(text("ANALYZE " + ", ".join(tables)))
+    elif dialect == "sqlite":
+        for table in tables:
+            session.execute(text(f"ANALYZE {table}"))
+    session.commit()

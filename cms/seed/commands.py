@@ -15,7 +15,14 @@ from cms.auth.passwords import password_problem
 from cms.extensions import db
 from cms.models import utcnow
 from cms.seed import generator as gen
-from cms.seed.bulk import ProgressBar, SeedPlan, SeedReport, no_progress, seed_bulk
+from cms.seed.bulk import (
+    ProgressBar,
+    SeedPlan,
+    SeedReport,
+    no_progress,
+    refresh_planner_statistics,
+    seed_bulk,
+)
 from cms.seed.demo import DemoAccount, seed_demo
 
 DEFAULT_DEMO_PASSWORD = "demo-travel-2026"
@@ -100,5 +107,7 @@ def seed_command(
     if demo:
         now = utcnow()
         accounts = seed_demo(session, password_hash, now.date(), now, report)
+    if report.anything_created:
+        refresh_planner_statistics(session)
     _print_summary(report, time.perf_counter() - started)
     _print_logins(accounts, password, agents)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from cms.bookings.locators import normalize_locator
 from cms.extensions import db
@@ -236,3 +236,14 @@ def test_help_lists_the_options(app: Flask) -> None:
     assert result.exit_code == 0
     for option in ("--agencies", "--agents", "--clients", "--bookings-per-client", "--no-demo"):
         assert option in result.output
+
+
+def test_seeding_refreshes_planner_statistics(any_db_app: Flask) -> None:
+    seed(any_db_app, "--agencies", "1", "--agents", "2", "--clients", "30", "--no-demo")
+    with any_db_app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            query = ("SELECT count(*) FROM pg_stats "
+                     "WHERE schemaname = current_schema() AND tablename = 'clients'")
+        else:
+            query = "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'clients'"
+        assert db.session.scalar(text(query)) > 0
