@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from cms.admin import bp
@@ -125,8 +126,10 @@ def user_password(user_id: int) -> View:
         return _render_detail(user_id, form, error.status)
     if generated:
         flash(
-            f"New password: {generated} — shown only this once. Pass it on securely; "
-            "all of this user's sessions were ended.",
+            Markup(
+                "New password: <code>{}</code> — shown only this once. Pass it on securely; "
+                "all of this user's sessions were ended."
+            ).format(generated),
             "warning",
         )
     else:

@@ -33,7 +33,7 @@ def admin(app: Flask, as_user: Any) -> Browser:
 
 
 def _rows(page: str) -> list[str]:
-    return re.findall(r'<td class="mono action">([^<]+)</td>', page)
+    return re.findall(r'<td class="mono nowrap action">([^<]+)</td>', page)
 
 
 def test_page_lists_newest_first_with_compact_changes(admin: Browser) -> None:

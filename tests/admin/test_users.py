@@ -214,7 +214,7 @@ def test_reset_password_generated_is_shown_once(app: Flask, admin: Browser) -> N
     response = admin.post(f"{detail}/password", {"password": "", "confirm": ""})
     assert response.status_code == 303
     page = admin.get(detail).get_data(as_text=True)
-    match = re.search(r"New password: ([A-Za-z0-9]{16}) — shown only this once", page)
+    match = re.search(r"New password: <code>([A-Za-z0-9]{16})</code> — shown only this once", page)
     assert match
     assert match.group(1) not in admin.get(detail).get_data(as_text=True)
     assert Browser(app.test_client()).login("alice.agent", match.group(1)).status_code == 302
