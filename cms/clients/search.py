@@ -127,7 +127,7 @@ def match_condition(agency_id: int | None, query: str) -> ColumnElement[bool] | 
     return or_(*(and_(Client.agency_id == agency_id, arm) for arm in arms))
 
 
-def search_statement(agency_id: int | None, query: str) -> Select[tuple[Client]] | None:
+def search_statement(agency_id: int | None, query: str) -> Select[Client] | None:
     """The ordered SELECT for `query` (all the agency's clients for a blank one), or None."""
     if not query.strip():
         condition: ColumnElement[bool] | None = Client.agency_id == agency_id

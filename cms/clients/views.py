@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -28,7 +29,16 @@ def _client_helpers() -> dict[str, Any]:
         "has_endpoint": lambda name: name in current_app.view_functions,
         "seat_label": lambda value: SEAT_LABELS.get(value, value),
         "money": lambda amount: f"{amount:,.2f}",
+        "viewed_label": _viewed_label,
     }
+
+
+def _viewed_label(moment: datetime) -> str:
+    """"14:05 UTC" for today, "24 Nov" for earlier this year, "24 Nov 2025" before that."""
+    now = utcnow()
+    if moment.date() == now.date():
+        return moment.strftime("%H:%M UTC")
+    return moment.strftime("%d %b" if moment.year == now.year else "%d %b %Y")
 
 
 @bp.route("/")
