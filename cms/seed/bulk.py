@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ContextManager, Iterable, Iterator, Protocol, Sequence
 
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, exists, insert, select, text
 from sqlalchemy.orm import Session
 
 from cms.models import (
@@ -31,7 +31,8 @@ from cms.seed import generator as gen
 
 BATCH_ROWS = 5000
 CLIENTS_PER_BATCH = 2000
-KINDS = ("agencies", "users", "clients", "bookings", "segments", "passengers", "notes")
+RECENT_PER_AGENT = 5
+KINDS = ("agencies", "users", "clients", "bookings", "segments", "passengers", "notes", "recent")
 
 
 class ProgressBar(Protocol):
@@ -275,6 +276,30 @@ def missing_bookings(
     return drafts
 
 
+def ensure_recent_clients(session: Session, report: SeedReport) -> None:
+    """Give each seeded agent with no "recent clients" yet the clients of their latest bookings,
+    so their dashboards look lived-in."""
+    rows = session.execute(
+        select(Booking.agent_id, Booking.client_id, Booking.created_at)
+        .join(User, User.id == Booking.agent_id)
+        .where(User.username.like("agent%"),
+               ~exists().where(RecentClient.user_id == User.id))
+        .order_by(Booking.agent_id, Booking.created_at.desc(), Booking.id.desc())
+    )
+    recent: list[dict[str, Any]] = []
+    seen: set[tuple[int | None, int]] = set()
+    per_agent: dict[int | None, int] = {}
+    for agent_id, client_id, booked_at in rows:
+        if per_agent.get(agent_id, 0) >= RECENT_PER_AGENT or (agent_id, client_id) in seen:
+            continue
+        seen.add((agent_id, client_id))
+        per_agent[agent_id] = per_agent.get(agent_id, 0) + 1
+        recent.append({"user_id": agent_id, "client_id": client_id, "viewed_at": booked_at})
+    insert_rows(session, RecentClient, recent)
+    session.commit()
+    report.created("recent", len(recent))
+
+
 def seed_bulk(
     session: Session,
     plan: SeedPlan,
@@ -289,6 +314,7 @@ def seed_bulk(
         if not agency_ids:
             raise ValueError("clients need at least one agency")
         ensure_clients(session, plan, agency_ids, report, progress)
+        ensure_recent_clients(session, report)
 
 
 def refresh_planner_statistics(session: Session) -> None:

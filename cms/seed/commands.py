@@ -58,7 +58,7 @@ def _print_summary(report: SeedReport, seconds: float) -> None:
     click.echo(f"Seeding finished in {seconds:.1f} s.")
     click.echo(f"  {'':<11}{'created':>10}{'already present':>18}")
     for kind, tally in report.tallies.items():
-        present = f"{tally.present:>18}" if kind not in {"segments", "passengers", "notes"} else ""
+        present = f"{tally.present:>18}" if kind in {"agencies", "users", "clients", "bookings"} else ""
         click.echo(f"  {kind:<11}{tally.created:>10}{present}")
 
 

@@ -106,7 +106,7 @@ def seed_demo(
                               existing_locators(session), lambda _row: [agent.id], report)
     insert_drafts(session, drafts, report)
     _add_notes(session, agent, new_rows[: len(words.DEMO_NOTES)], now, report)
-    _add_recent(session, agent, [row["id"] for _, row in clients[:RECENT_CLIENTS]], now)
+    _add_recent(session, agent, [row["id"] for _, row in clients[:RECENT_CLIENTS]], now, report)
     session.commit()
     return [DemoAccount(user.username, user.role, created, user.password_hash)
             for user, created in accounts]
@@ -123,10 +123,13 @@ def _add_notes(
         report.created("notes")
 
 
-def _add_recent(session: Session, agent: User, client_ids: list[int], now: datetime) -> None:
+def _add_recent(
+    session: Session, agent: User, client_ids: list[int], now: datetime, report: SeedReport
+) -> None:
     """Fill the agent's "recent clients" with the first demo clients (missing entries only)."""
     seen = set(session.scalars(select(RecentClient.client_id).where(RecentClient.user_id == agent.id)))
     for minutes, client_id in enumerate(client_ids, start=1):
         if client_id not in seen:
             session.add(RecentClient(user_id=agent.id, client_id=client_id,
                                      viewed_at=now - timedelta(minutes=17 * minutes)))
+            report.created("recent")

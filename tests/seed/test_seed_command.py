@@ -63,6 +63,10 @@ def snapshot(app: Flask) -> dict[str, list[tuple[Any, ...]]]:
                 .order_by(Passenger.id)
             ).all(),
             "notes": s.execute(select(Activity.id, Activity.body).order_by(Activity.id)).all(),
+            "recent": s.execute(
+                select(RecentClient.user_id, RecentClient.client_id, RecentClient.viewed_at)
+                .order_by(RecentClient.user_id, RecentClient.client_id)
+            ).all(),
         }
 
 
@@ -165,6 +169,15 @@ def test_seeded_rows_are_consistent(any_db_app: Flask) -> None:
             .group_by(User.agency_id)
         ).all()
         assert sorted(n for _, n in agents_per_agency) == [3, 3]  # round-robin
+        recent = s.execute(
+            select(RecentClient.user_id, User.agency_id, Client.agency_id)
+            .join(User, User.id == RecentClient.user_id)
+            .join(Client, Client.id == RecentClient.client_id)
+        ).all()
+        assert recent and all(user_agency == client_agency for _, user_agency, client_agency in recent)
+        per_user = [n for _, n in s.execute(
+            select(RecentClient.user_id, func.count()).group_by(RecentClient.user_id))]
+        assert max(per_user) <= 6
 
 
 def test_demo_agent_has_a_lively_dashboard(any_db_app: Flask) -> None:
