@@ -1,1 +1,5 @@
-"""User management services shared by the admin UI and the `flask user` commands."""
+"""User, agency and audit-log services shared by the admin UI and the `flask user` commands.
+
+Flask-free: `service` (users), `agencies`, `audit_log` (queries and CSV export), `paging`;
+`commands` holds the CLI.
+"""

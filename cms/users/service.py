@@ -299,12 +299,18 @@ def reset_password(
     problem = password_problem(new_password)
     if problem:
         raise ValidationFailed("The password was not changed.", {"password": [problem]})
+    changed_before = user.password_changed_at
     user.password_hash = passwords.hash(new_password)
     user.password_changed_at = utcnow()
     revoked = revoke_user_sessions(session, user.id, "password_reset")
     _audit_user(
-        session, actor, "user.password_reset", user, None,
-        {"generated": generated is not None, "sessions_revoked": revoked},
+        session, actor, "user.password_reset", user,
+        {"password_changed_at": changed_before.isoformat() if changed_before else None},
+        {
+            "password_changed_at": user.password_changed_at.isoformat(),
+            "generated": generated is not None,
+            "sessions_revoked": revoked,
+        },
     )
     session.commit()
     return generated
@@ -314,7 +320,9 @@ def force_logout(session: Session, actor: Actor, user_id: int) -> int:
     """Revoke every live session of the user; return how many. Raises NotFound."""
     user = get_user(session, user_id)
     revoked = revoke_user_sessions(session, user.id, "forced_logout")
-    _audit_user(session, actor, "user.force_logout", user, None, {"sessions_revoked": revoked})
+    _audit_user(
+        session, actor, "user.force_logout", user, {"open_sessions": revoked}, {"open_sessions": 0}
+    )
     session.commit()
     return revoked
 

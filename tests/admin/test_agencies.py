@@ -37,7 +37,8 @@ def test_list_shows_counts(app: Flask, admin: Browser, personas: Personas) -> No
         make_client(db.session, db.session.get(Agency, personas.agency_b_id))
     page = admin.get("/admin/agencies").get_data(as_text=True)
     rows = re.findall(
-        r'<a href="/admin/agencies/\d+">([^<]+)</a>.*?<td class="num"><a[^>]*>(\d+)</a></td>\s*<td class="num">(\d+)</td>',
+        r'<a href="/admin/agencies/\d+">([^<]+)</a>.*?'
+        r'<td class="num"><a[^>]*>(\d+)</a></td>\s*<td class="num">(\d+)</td>',
         page, flags=re.S,
     )
     assert rows == [("Alpha Travel", "2", "0"), ("Beta Tours", "1", "1")]

@@ -23,7 +23,8 @@ def admin(app: Flask, as_user: Any) -> Browser:
     with app.app_context():
         db.session.add_all([
             AuditEvent(created_at=datetime(2026, 3, 1, 9, tzinfo=timezone.utc), actor_name="ada.admin",
-                       action="agency.rename", target_type="agency", target_id="2", target_label="=cmd|' /C calc'!A0",
+                       action="agency.rename", target_type="agency", target_id="2",
+                       target_label="=cmd|' /C calc'!A0",
                        before={"name": "Old Name"}, after={"name": "New Name"}, ip="203.0.113.5"),
             AuditEvent(created_at=datetime(2026, 3, 2, 9, tzinfo=timezone.utc), actor_name="bob.agent",
                        action="auth.login.failure", after={"reason": "bad password"}),
@@ -62,12 +63,11 @@ def test_filters(admin: Browser, query: str, expected: list[str]) -> None:
 
 
 def test_export_link_keeps_the_filters(admin: Browser) -> None:
-    page = admin.get("/admin/audit?actor=ada&action=agency.&from=2026-03-01&to=2026-03-31").get_data(as_text=True)
+    query = "actor=ada&action=agency.&from=2026-03-01&to=2026-03-31"
+    page = admin.get(f"/admin/audit?{query}").get_data(as_text=True)
     link = re.search(r'href="(/admin/audit\.csv\?[^"]+)"', page)
     assert link
-    assert link.group(1).replace("&amp;", "&") == (
-        "/admin/audit.csv?actor=ada&action=agency.&from=2026-03-01&to=2026-03-31"
-    )
+    assert link.group(1).replace("&amp;", "&") == f"/admin/audit.csv?{query}"
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,8 @@ def test_csv_export(admin: Browser) -> None:
     response = admin.get("/admin/audit.csv?actor=ada&action=agency.")
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
-    assert re.fullmatch(r'attachment; filename="audit-\d{8}-\d{6}\.csv"', response.headers["Content-Disposition"])
+    disposition = response.headers["Content-Disposition"]
+    assert re.fullmatch(r'attachment; filename="audit-\d{8}-\d{6}\.csv"', disposition)
     assert response.is_streamed
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert rows[0] == CSV_COLUMNS

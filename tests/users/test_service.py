@@ -193,6 +193,7 @@ def test_reset_password_given_and_generated(world: Any) -> None:
         select(AuditEvent).where(AuditEvent.action == "user.password_reset").order_by(AuditEvent.id)
     ).all()
     assert [e.after["generated"] for e in events] == [False, True]
+    assert events[1].before["password_changed_at"] == events[0].after["password_changed_at"]
     assert all(generated not in str(e.after) for e in events)
 
 
@@ -217,6 +218,8 @@ def test_force_logout_counts_and_overview_reports_live_sessions(world: Any) -> N
     overview = user_overview(db.session, alice.id, IDLE)
     assert overview.live_sessions == 0
     assert [e.action for e in overview.recent_events] == ["user.force_logout"]
+    event = overview.recent_events[0]
+    assert (event.before, event.after) == ({"open_sessions": 2}, {"open_sessions": 0})
     assert force_logout(db.session, actor, alice.id) == 0
     assert _count(UserSession) == 2  # revoked, not deleted
 
