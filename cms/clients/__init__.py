@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from cms.clients.views import bp
 
-bp = Blueprint("clients", __name__)
-
-from cms.clients import views  # noqa: E402,F401
+__all__ = ["bp"]

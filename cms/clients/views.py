@@ -5,18 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from cms.app_state import current_actor
-from cms.clients import bp, pages, service
+from cms.clients import pages, service
 from cms.clients.forms import ClientForm, EditClientForm, NoteForm
 from cms.clients.rules import SEAT_CHOICES
-from cms.clients.search import QUERY_MAX, SearchRejected, search_clients
+from cms.clients.search import SearchRejected, search_clients
 from cms.errors import Conflict, ValidationFailed, wants_json
 from cms.extensions import db
 from cms.models import utcnow
+
+bp = Blueprint("clients", __name__)
 
 FORM_TEMPLATE = "clients/form.html"
 SEAT_LABELS = dict(SEAT_CHOICES)
@@ -61,7 +63,7 @@ def search() -> str | tuple[str, int]:
         if wants_json():
             raise
         return render_template("clients/search.html", results=None, query=query, error=error.message), 400
-    return render_template("clients/search.html", results=results, query=query, query_max=QUERY_MAX)
+    return render_template("clients/search.html", results=results, query=query)
 
 
 @bp.route("/clients/new", methods=["GET", "POST"])
