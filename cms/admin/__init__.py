@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from cms.admin import agencies, audit, users  # noqa: F401  (their routes register on bp)
+from cms.admin.views import bp
 
-bp = Blueprint("admin", __name__)
-
-from cms.admin import agencies, audit, users, views  # noqa: E402,F401  (register routes on bp)
+__all__ = ["bp"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from cms.admin import bp
 from cms.admin.forms import AgencyForm
-from cms.admin.views import show_field_errors
+from cms.admin.views import bp, show_field_errors
 from cms.app_state import current_actor
 from cms.auth.access import admin_required
 from cms.errors import Conflict, ValidationFailed

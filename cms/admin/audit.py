@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import Response, render_template, request, stream_with_context
 
-from cms.admin import bp
 from cms.admin.forms import AuditFilterForm
-from cms.admin.views import page_number, show_field_errors
+from cms.admin.views import bp, page_number, show_field_errors
 from cms.app_state import current_actor
 from cms.auth.access import admin_required
 from cms.errors import ValidationFailed, wants_json

@@ -8,9 +8,8 @@ from flask import flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from cms.admin import bp
 from cms.admin.forms import NewUserForm, ResetPasswordForm, UserFilterForm, choices
-from cms.admin.views import page_number, show_field_errors
+from cms.admin.views import bp, page_number, show_field_errors
 from cms.app_state import current_actor, state
 from cms.auth.access import admin_required
 from cms.errors import Conflict, ValidationFailed

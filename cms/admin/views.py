@@ -1,14 +1,15 @@
-"""The admin entry point and helpers shared by the admin pages."""
+"""The admin blueprint, its entry point, and helpers shared by the admin pages."""
 
 from __future__ import annotations
 
-from flask import redirect, request, url_for
+from flask import Blueprint, redirect, request, url_for
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from cms.admin import bp
 from cms.auth.access import admin_required
 from cms.errors import DomainError
+
+bp = Blueprint("admin", __name__)
 
 
 @bp.route("/")
