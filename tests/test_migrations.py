@@ -39,6 +39,8 @@ def test_upgrade_then_downgrade_round_trip(bare_app: Flask) -> None:
         db.engine.dispose()
 
 
+# SQLite cannot reflect expression indexes (lower(name)); PostgreSQL compares them fully.
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_migrations_match_the_models(bare_app: Flask) -> None:
     """Autogenerate finds nothing to add: a model change without a migration fails here."""
     with bare_app.app_context():
@@ -59,3 +61,19 @@ def test_search_key_columns_use_bytewise_collation_on_postgresql(
         db.engine.dispose()
     for name in ("first_last_key", "last_first_key", "email_key", "phone_key"):
         assert columns[name]["type"].collation == "C"
+
+
+def test_agency_names_are_unique_regardless_of_case_in_the_database(bare_app: Flask) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from cms.models import Agency
+
+    with bare_app.app_context():
+        upgrade()
+        db.session.add(Agency(name="Alpha Travel"))
+        db.session.commit()
+        db.session.add(Agency(name="ALPHA travel"))
+        with pytest.raises(IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+        db.engine.dispose()

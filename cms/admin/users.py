@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import flash, redirect, render_template, request, url_for
-from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from cms.admin.forms import NewUserForm, ResetPasswordForm, UserFilterForm, choices
@@ -80,11 +79,20 @@ def new_user() -> View:
     return redirect(url_for("admin.user_detail", user_id=user.id), code=303)
 
 
-def _render_detail(user_id: int, reset_form: ResetPasswordForm, status: int = 200) -> View:
+def _render_detail(
+    user_id: int,
+    reset_form: ResetPasswordForm,
+    status: int = 200,
+    generated_password: str | None = None,
+) -> View:
     idle = timedelta(minutes=state().settings.session_idle_minutes)
     overview = user_overview(db.session, user_id, idle)
     return render_template(
-        "admin/user_detail.html", overview=overview, user=overview.user, reset_form=reset_form
+        "admin/user_detail.html",
+        overview=overview,
+        user=overview.user,
+        reset_form=reset_form,
+        generated_password=generated_password,
     ), status
 
 
@@ -124,15 +132,10 @@ def user_password(user_id: int) -> View:
         show_field_errors(form, error)
         return _render_detail(user_id, form, error.status)
     if generated:
-        flash(
-            Markup(
-                "New password: <code>{}</code> — shown only this once. Pass it on securely; "
-                "all of this user's sessions were ended."
-            ).format(generated),
-            "warning",
-        )
-    else:
-        flash("Password changed; all of this user's sessions were ended.", "success")
+        # Rendered straight into this (no-store) response: a flash would carry the password in
+        # the signed but readable session cookie.
+        return _render_detail(user_id, ResetPasswordForm(formdata=None), generated_password=generated)
+    flash("Password changed; all of this user's sessions were ended.", "success")
     return redirect(url_for("admin.user_detail", user_id=user_id), code=303)
 
 

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Enum, ForeignKey, Index, String
+from sqlalchemy import Enum, ForeignKey, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cms.extensions import db
@@ -34,6 +34,10 @@ class Agency(db.Model):  # type: ignore[name-defined,misc]
 
     def __repr__(self) -> str:
         return f"<Agency {self.id} {self.name!r}>"
+
+
+# "Alpha" and "alpha" are one agency: enforced by the database, not only by the service's check.
+Index("uq_agencies_name_lower", func.lower(Agency.name), unique=True)
 
 
 class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]

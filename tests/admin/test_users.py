@@ -213,11 +213,14 @@ def test_reset_password_typed(app: Flask, admin: Browser, as_user: Any) -> None:
 def test_reset_password_generated_is_shown_once(app: Flask, admin: Browser) -> None:
     detail = f"/admin/users/{_user_id(app, 'alice.agent')}"
     response = admin.post(f"{detail}/password", {"password": "", "confirm": ""})
-    assert response.status_code == 303
-    page = admin.get(detail).get_data(as_text=True)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    page = response.get_data(as_text=True)
+    cookie = admin.client.get_cookie("cms_session")
     match = re.search(r"New password: <code>([A-Za-z0-9]{16})</code> — shown only this once", page)
     assert match
     assert match.group(1) not in admin.get(detail).get_data(as_text=True)
+    assert cookie is not None and match.group(1) not in _decoded_session(app, cookie.value)
     assert Browser(app.test_client()).login("alice.agent", match.group(1)).status_code == 302
     with app.app_context():
         event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "user.password_reset"))
@@ -257,3 +260,8 @@ def test_every_user_action_is_audited_with_actor_and_ip(app: Flask, admin: Brows
         assert who == {("ada.admin", str(user_id), "127.0.0.1")}
         assert all(e.request_id for e in events)
         assert all("password_hash" not in str(e.before) + str(e.after) for e in events)
+
+
+def _decoded_session(app: Flask, value: str) -> str:
+    """The readable contents of a signed session cookie."""
+    return str(app.session_interface.get_signing_serializer(app).loads(value))  # type: ignore[attr-defined]
