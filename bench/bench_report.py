@@ -77,41 +77,53 @@ def load_average() -> str:
     return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+KEPT_MARKER = "<!-- Everything below this line is hand-written and kept by --write. -->"
+
+
 def document(results: list[Result], args: argparse.Namespace, command: str,
              seed_command: str | None, search_terms: list[str], load_before: str) -> str:
-    """The Markdown page docs/benchmarks.md."""
+    """The generated part of docs/benchmarks.md (up to and including KEPT_MARKER)."""
     engine = "PostgreSQL" if args.database_url.startswith("postgres") else "SQLite"
-    max_requests = ("the project's default (GUNICORN_MAX_REQUESTS unset: 2000 + jitter)"
+    max_requests = ("the project's default (2000 + jitter; GUNICORN_MAX_REQUESTS unset)"
                     if args.max_requests is None else f"{args.max_requests} (0: never)")
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    seeded = (f"Seeded for this run with `{seed_command}`." if seed_command else
-              "The database was already seeded (`flask --app cms seed --agencies "
-              f"{args.agencies} --agents {args.agents} --clients {args.clients}`).")
+    seeded = (f"seeded for this run with `{seed_command}`" if seed_command else
+              "already seeded (`flask --app cms seed --agencies "
+              f"{args.agencies} --agents {args.agents} --clients {args.clients}`)")
+    prefixes = ", ".join(f"`{t}`" for t in search_terms)
     return f"""# HTTP benchmarks
 
-Written by `bench/http_bench.py --write` from a real run; re-run it to refresh this page.
+The first part of this page is written by `bench/http_bench.py --write` from a real run.
 
 - Date: {today}
-- Machine: {machine()}; load average before the run {load_before}, after {load_average()}
 - Command: `{command}`
-- Database: {engine} (`{args.database_url}`), {args.agents:,} agents in {args.agencies} agencies,
-  {args.clients:,} clients with about 1.5 bookings each. {seeded}
-- Servers: Gunicorn with the project's `gunicorn.conf.py` (access log off), {args.workers} sync
-  workers, for both the CMS and `bench/hello_app.py` (a bare Flask app returning a string);
-  workers recycled after max_requests = {max_requests}.
-- Load: wrk, {args.threads} threads, {args.connections} connections, {args.duration} s per endpoint
-  after a {args.warmup} s warm-up, all on 127.0.0.1 (wrk shares the CPUs with the servers).
+- Machine: {machine()}
+- Load average (1, 5, 15 min): {load_before} before the run, {load_average()} after
+- Database: {engine} `{args.database_url}`, {args.agents:,} agents in {args.agencies} agencies, \
+{args.clients:,} clients with about 1.5 bookings each; {seeded}
+- Servers: Gunicorn with the project's `gunicorn.conf.py` (access log off), {args.workers} sync \
+workers, for both the CMS and `bench/hello_app.py` (a bare Flask app returning a string); \
+max_requests: {max_requests}
+- Load: wrk, {args.threads} threads, {args.connections} connections, {args.duration} s per \
+endpoint after a {args.warmup} s warm-up, all on 127.0.0.1 (wrk shares the CPUs with the servers)
 
 {table(results)}
 
 {ratios(results)}
 
-Notes:
+- POST /login rotates over the seeded agents with one anonymous cookie and CSRF token; each login \
+verifies an argon2 hash ({argon2_parameters()}), opens a server-side session and writes an audit \
+event, so its cost is argon2's, by design.
+- GET / is the dashboard of `agent00001`; GET /clients?q= rotates over {prefixes}.
+- Errors: socket errors plus responses with an unexpected status (200; 302 for login).
 
-- POST /login rotates over the seeded agents, reusing one anonymous cookie and CSRF token; each
-  login verifies an argon2 hash ({argon2_parameters()}), opens a server-side session and writes an
-  audit event. Its cost is dominated by argon2 by design.
-- GET / is the dashboard of `agent00001`; GET /clients?q= rotates over the prefixes
-  {", ".join(f"`{t}`" for t in search_terms)}.
-- Errors count socket errors plus responses with an unexpected status (200, or 302 for login).
+{KEPT_MARKER}
 """
+
+
+def with_kept_notes(generated: str, previous: str | None) -> str:
+    """`generated` followed by the hand-written part of `previous` (after KEPT_MARKER), if any."""
+    if previous and KEPT_MARKER in previous:
+        kept = previous.split(KEPT_MARKER, 1)[1].lstrip("\n")
+        return f"{generated}\n{kept}"
+    return generated

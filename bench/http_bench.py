@@ -31,7 +31,14 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import wrk_scripts  # noqa: E402  (sibling modules; bench/ is not a package)
-from bench_report import Result, document, load_average, ratios, table  # noqa: E402
+from bench_report import (  # noqa: E402
+    Result,
+    document,
+    load_average,
+    ratios,
+    table,
+    with_kept_notes,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -336,8 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         path = REPO / "docs" / "benchmarks.md"
         path.parent.mkdir(exist_ok=True)
-        path.write_text(document(results, args, command.strip(), seed_command, SEARCH_TERMS,
-                                  load_before))
+        previous = path.read_text() if path.exists() else None
+        generated = document(results, args, command.strip(), seed_command, SEARCH_TERMS,
+                             load_before)
+        path.write_text(with_kept_notes(generated, previous))
         log(f"wrote {path}")
     return 0
 
