@@ -11,7 +11,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from cms.models import Agency, User, UserSession, utcnow
 
@@ -47,6 +47,8 @@ def load_session_user(
         select(UserSession, User)
         .join(User, User.id == UserSession.user_id)
         .join(Agency, Agency.id == User.agency_id)
+        # Every page shows the agency: load it with the session instead of a query per page.
+        .options(contains_eager(User.agency))
         .where(
             UserSession.token_hash == _hash(token),
             UserSession.revoked_at.is_(None),
