@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, or_, s
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from cms.errors import DomainError
+from cms.paging import PageMath
 from cms.models import (
     Booking,
     BookingStatus,
@@ -52,7 +53,7 @@ class ClientRow:
 
 
 @dataclass(frozen=True)
-class SearchPage:
+class SearchPage(PageMath):
     """One page of results (`page` is clamped to the last page) for the query `query`."""
 
     query: str
@@ -60,18 +61,6 @@ class SearchPage:
     page: int
     per_page: int
     total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
 
 
 def prefix_upper(prefix: str) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from cms.audit import Actor, record_event
 from cms.errors import ValidationFailed
 from cms.models import AuditEvent
-from cms.users.paging import Page, paginate
+from cms.paging import Page, paginate
 
 # Counting stops here: the log grows by every login, and nobody pages past a few hundred pages.
 COUNT_CAP = 10_000

@@ -22,7 +22,7 @@ from cms.auth.sessions import revoke_user_sessions
 from cms.errors import Conflict, NotFound, ValidationFailed
 from cms.models import Agency, AuditEvent, Role, User, UserSession, utcnow
 from cms.users.agencies import add_agency, find_agency_by_name
-from cms.users.paging import Page, paginate
+from cms.paging import Page, paginate
 
 logger = logging.getLogger(__name__)
 

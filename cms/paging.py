@@ -1,4 +1,4 @@
-"""Offset pagination for admin lists, with an optional cap on counting (for very large tables)."""
+"""Offset pagination: page arithmetic shared by every list, and admin lists with an optional counting cap."""
 
 from __future__ import annotations
 
@@ -14,15 +14,12 @@ T = TypeVar("T")
 MAX_PER_PAGE = 200
 
 
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of results. With `capped`, `total` is a lower bound (the count stopped there)."""
+class PageMath:
+    """Page arithmetic for a dataclass with `page`, `per_page` and `total` fields."""
 
-    items: list[T]
     page: int
     per_page: int
     total: int
-    capped: bool = False
 
     @property
     def pages(self) -> int:
@@ -35,6 +32,17 @@ class Page(Generic[T]):
     @property
     def has_next(self) -> bool:
         return self.page < self.pages
+
+
+@dataclass(frozen=True)
+class Page(PageMath, Generic[T]):
+    """One page of results. With `capped`, `total` is a lower bound (the count stopped there)."""
+
+    items: list[T]
+    page: int
+    per_page: int
+    total: int
+    capped: bool = False
 
 
 def paginate(
