@@ -26,6 +26,9 @@ SEAT_CHOICES = (("", "No preference"), ("aisle", "Aisle"), ("window", "Window"))
 PHONE_PATTERN = re.compile(r"^[0-9 +\-().]*$")
 MEAL_PATTERN = re.compile(r"^[A-Za-z0-9]*$")
 
+# The preference keys the client form manages; other keys in `preferences` are kept on edit.
+PREFERENCE_FIELDS = ("seat", "meal", "frequent_flyer", "assistance")
+
 REQUIRED = "Required."
 PHONE_CHARACTERS = "Use only digits, spaces and + - ( ) ."
 PHONE_TOO_SHORT = f"A phone number needs at least {PHONE_MIN_DIGITS} digits."

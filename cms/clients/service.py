@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from cms.audit import Actor, changes, record_event
-from cms.clients.rules import FIELD_LABELS, ClientInput, client_problems, note_problem
+from cms.clients.rules import (
+    FIELD_LABELS,
+    PREFERENCE_FIELDS,
+    ClientInput,
+    client_problems,
+    note_problem,
+)
 from cms.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cms.models import Activity, ActivityKind, Client
 
@@ -99,7 +105,11 @@ def update_client(
     if expected_version != client.version:
         raise Conflict(STALE_MESSAGE)
     _check(data)
-    before, after = changes(profile_of(client), data.profile())
+    edited = data.profile()
+    # Preferences the form does not manage (e.g. home_airport from an import) are kept as they are.
+    kept = {k: v for k, v in (client.preferences or {}).items() if k not in PREFERENCE_FIELDS}
+    edited["preferences"] = {**kept, **edited["preferences"]}
+    before, after = changes(profile_of(client), edited)
     if not after:
         return client, []
     for name, value in after.items():

@@ -139,7 +139,7 @@ def _preferences(rng: random.Random) -> dict[str, Any]:
         prefs["meal"] = rng.choice(words.MEALS)
     if rng.random() < 0.4:
         carrier = rng.choice(words.NETWORK_CARRIERS)
-        prefs["frequent_flyer"] = {carrier: str(rng.randint(10_000_000, 99_999_999))}
+        prefs["frequent_flyer"] = f"{carrier} {rng.randint(10_000_000, 99_999_999)}"
     return prefs
 
 

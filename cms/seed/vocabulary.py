@@ -53,8 +53,9 @@ PHONE_PLANS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("351", ("21 999 ",), 4),
 )
 
-SEATS = ("aisle", "window", "no preference")
-MEALS = ("standard", "standard", "standard", "vegetarian", "vegan", "halal", "kosher", "gluten-free")
+SEATS = ("aisle", "window")  # as the client form offers them
+# IATA special-meal codes, as the client form takes them.
+MEALS = ("VGML", "VLML", "HNML", "MOML", "KSML", "GFML", "DBML", "LSML")
 
 CLIENT_NOTES: tuple[str, ...] = (
     "Prefers morning flights.",

@@ -103,6 +103,17 @@ def test_update_records_only_changed_fields(world: World) -> None:
     assert bodies == ["Client record created", "Profile updated: email, phone, preferences"]
 
 
+def test_update_keeps_preferences_the_form_does_not_manage(world: World) -> None:
+    client = service.create_client(world.session, world.alice, ZOE)
+    client.preferences = {**client.preferences, "home_airport": "LHR"}
+    world.session.commit()
+
+    service.update_client(world.session, world.alice, client.id, replace(ZOE, meal="KSML"), 2)
+
+    assert _state(world.session, client.id)["preferences"] == {
+        "seat": "aisle", "meal": "KSML", "home_airport": "LHR"}
+
+
 def test_update_without_changes_writes_nothing(world: World) -> None:
     client = service.create_client(world.session, world.alice, ZOE)
     before = _counts(world.session)

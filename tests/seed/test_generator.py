@@ -6,6 +6,7 @@ from datetime import timedelta
 from statistics import mean
 
 from cms.bookings.locators import LOCATOR_ALPHABET, normalize_locator
+from cms.clients.rules import PREFERENCE_FIELDS, ClientInput, client_problems
 from cms.models import BookingStatus, Cabin, client_search_keys
 from cms.seed import generator as gen
 from cms.seed import vocabulary as words
@@ -38,6 +39,16 @@ def test_item_depends_only_on_its_index() -> None:
     assert forwards == backwards
     assert _client(7) == forwards[6]
     assert gen.agent_row(3, 1, "h") == gen.agent_row(3, 1, "h")
+
+
+def test_seeded_preferences_pass_the_client_form_rules() -> None:
+    """An agent editing a seeded client must not meet errors in fields they did not touch."""
+    for c in (_client(i) for i in range(1, 400)):
+        prefs = c["preferences"]
+        data = ClientInput(first_name=c["first_name"], last_name=c["last_name"], email=c["email"],
+                           phone=c["phone"] or "", **{k: prefs.get(k, "") for k in PREFERENCE_FIELDS})
+        assert client_problems(data) == {}, (c, client_problems(data))
+        assert data.preferences() == {k: v for k, v in prefs.items() if k in PREFERENCE_FIELDS}
 
 
 def test_clients_look_real_and_carry_their_search_keys() -> None:
