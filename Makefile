@@ -7,7 +7,7 @@ PORT ?= 8000
 export PORT
 FLASK := $(BIN)/flask --app cms
 
-.PHONY: run test install install-dev system-deps migrate seed bench clean help
+.PHONY: run test install install-dev system-deps bench-deps migrate seed bench clean help
 
 help:
 	@echo "make run    install, migrate, seed demo data, start Gunicorn on PORT (default 8000)"
@@ -51,7 +51,11 @@ run: seed
 test: install-dev
 	$(BIN)/pytest
 
-bench: install-dev
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y -qq wrk >/dev/null; }
+
+bench: install-dev bench-deps
 	$(BIN)/python bench/http_bench.py --write
 
 clean:

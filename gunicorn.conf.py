@@ -17,7 +17,7 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
 # Recycle workers now and then so no slow growth can accumulate; jitter avoids all restarting at once.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = max_requests // 10
 # Heartbeat files on tmpfs: a worker blocked on a slow disk must not look dead.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

@@ -84,7 +84,7 @@ def document(results: list[Result], args: argparse.Namespace, command: str,
              seed_command: str | None, search_terms: list[str], load_before: str) -> str:
     """The generated part of docs/benchmarks.md (up to and including KEPT_MARKER)."""
     engine = "PostgreSQL" if args.database_url.startswith("postgres") else "SQLite"
-    max_requests = ("the project's default (2000 + jitter; GUNICORN_MAX_REQUESTS unset)"
+    max_requests = ("the project's default (20,000 + 10 % jitter; GUNICORN_MAX_REQUESTS unset)"
                     if args.max_requests is None else f"{args.max_requests} (0: never)")
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     seeded = (f"seeded for this run with `{seed_command}`" if seed_command else

@@ -54,8 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE,
                         help=f"database to benchmark (default {DEFAULT_DATABASE}, created if missing)")
     parser.add_argument("--workers", type=int, default=4, help="Gunicorn workers (default 4)")
-    parser.add_argument("--threads", type=int, default=4, help="wrk threads (default 4)")
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument(
+        "--connections", type=int, default=0,
+        help="wrk connections (default: one per Gunicorn worker, the most sync workers serve at once)",
+    )
     parser.add_argument("--duration", type=int, default=15, help="seconds per endpoint (default 15)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured seconds before each run")
     parser.add_argument("--max-requests", type=int, default=None,
@@ -67,6 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--password", default=DEFAULT_PASSWORD, help="seeded agents' password")
     parser.add_argument("--write", action="store_true", help="rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
+    if args.connections == 0:
+        args.connections = max(args.workers, args.threads)
     for name in ("workers", "threads", "connections", "duration"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
