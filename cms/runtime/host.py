@@ -1,0 +1,254 @@
+"""Host functions offered to guests in module `cms`, gated by capability, counted and timed.
+
+`cms.log` writes a line into the plugin log. `cms.call` carries every other capability as a JSON
+request `{"op": "kv.get", "args": {...}}`; the host answers `{"ok": true, "result": ...}` or
+`{"ok": false, "error": {...}}` through guest memory. Ops are registered in a `HostOps` table that
+the runtime owns; later capabilities (kv, clients.read, mail.send, ...) are more ops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import wasmtime
+
+from plugin_sdk import abi
+from plugin_sdk.abi import FaultKind
+
+from cms.runtime.results import HostFault
+
+logger = logging.getLogger(__name__)
+
+MAX_LOG_LINE_BYTES = 2048
+MAX_REQUEST_BYTES = 64 * 1024
+MAX_ANSWER_BYTES = 256 * 1024
+
+
+class HostOpError(Exception):
+    """Raised by an op handler for an expected failure the guest should see (not a fault)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class CallContext:
+    """The state of one plugin call that host functions see. Lives for exactly one call."""
+
+    plugin_id: str
+    version: str
+    grants: frozenset[str]
+    max_host_calls: int
+    deadline: float  # time.monotonic() value
+    context: Mapping[str, Any] = field(default_factory=dict)
+    host_calls: int = 0
+    log: list[tuple[str, str]] = field(default_factory=list)
+
+    def count(self, what: str) -> None:
+        """Count one host call; raise HostFault(capability_denied) past the per-call budget."""
+        self.host_calls += 1
+        if self.host_calls > self.max_host_calls:
+            raise HostFault(FaultKind.CAPABILITY_DENIED,
+                            f"more than {self.max_host_calls} host calls in one invocation "
+                            f"(the last was {what})")
+
+    def require(self, capability: str, what: str) -> None:
+        if capability not in self.grants:
+            raise HostFault(FaultKind.CAPABILITY_DENIED,
+                            f"{what} needs capability {capability!r}, which is not granted")
+
+
+Handler = Callable[[CallContext, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class HostOp:
+    """One operation behind `cms.call`. A blocking handler runs on a helper thread with a timeout."""
+
+    name: str
+    capability: str
+    handler: Handler
+    timeout_ms: int = 1_000
+    blocking: bool = False
+
+
+class HostOps:
+    """The ops a runtime offers, by name."""
+
+    def __init__(self, ops: list[HostOp] | None = None) -> None:
+        self._ops: dict[str, HostOp] = {}
+        for op in ops or []:
+            self.add(op)
+
+    def add(self, op: HostOp) -> None:
+        if op.name in self._ops:
+            raise ValueError(f"host op {op.name!r} is already registered")
+        self._ops[op.name] = op
+
+    def get(self, name: str) -> HostOp | None:
+        return self._ops.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._ops)
+
+
+class _Executor:
+    """A small per-process thread pool for blocking handlers (threads do not survive fork)."""
+
+    def __init__(self) -> None:
+        self._pid: int | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cms-host")
+                self._pid = os.getpid()
+            return self._pool
+
+
+class HostFunctions:
+    """Defines `cms.log` and `cms.call` in a Linker; dispatches to the current thread's call."""
+
+    def __init__(self, ops: HostOps) -> None:
+        self.ops = ops
+        self._local = threading.local()
+        self._executor = _Executor()
+
+    # The runtime brackets every guest call with these two.
+    def enter(self, call: CallContext) -> None:
+        self._local.call = call
+
+    def leave(self) -> None:
+        self._local.call = None
+
+    def current(self) -> CallContext:
+        call = getattr(self._local, "call", None)
+        if call is None:
+            raise HostFault(FaultKind.HOST_ERROR, "host function called outside a plugin call")
+        return call
+
+    def define(self, linker: wasmtime.Linker) -> None:
+        i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+        linker.define_func(abi.HOST_MODULE, "log", wasmtime.FuncType([i32, i32, i32], []),
+                           self._log, access_caller=True)
+        linker.define_func(abi.HOST_MODULE, "call", wasmtime.FuncType([i32, i32], [i64]),
+                           self._call, access_caller=True)
+
+    def _log(self, caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
+        call = self.current()
+        call.count("log")
+        call.require("log", "cms.log")
+        data = _read(caller, ptr, min(length, MAX_LOG_LINE_BYTES), "cms.log")
+        name = abi.LOG_LEVELS[level] if 0 <= level < len(abi.LOG_LEVELS) else "info"
+        line = data.decode("utf-8", errors="replace")
+        call.log.append((name, line))
+        logging.getLogger(f"cms.plugins.{call.plugin_id}").log(
+            logging.getLevelName(name.upper()), "%s@%s: %s", call.plugin_id, call.version, line)
+
+    def _call(self, caller: wasmtime.Caller, ptr: int, length: int) -> int:
+        call = self.current()
+        call.count("call")
+        if length > MAX_REQUEST_BYTES:
+            raise HostFault(FaultKind.INVALID_OUTPUT,
+                            f"cms.call request is {length} bytes; at most {MAX_REQUEST_BYTES}")
+        request = _read(caller, ptr, length, "cms.call")
+        answer = self._answer(call, request)
+        data = json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(data) > MAX_ANSWER_BYTES:
+            data = json.dumps({"ok": False, "error": {"code": "too_large", "message":
+                              f"the answer would be {len(data)} bytes"}}).encode()
+        return _write(caller, data)
+
+    def _answer(self, call: CallContext, request: bytes) -> dict[str, Any]:
+        try:
+            message = json.loads(request.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return _error("bad_request", "the request is not UTF-8 JSON")
+        if not isinstance(message, dict) or not isinstance(message.get("op"), str):
+            return _error("bad_request", 'the request must be {"op": str, "args": {...}}')
+        args = message.get("args", {})
+        if not isinstance(args, dict):
+            return _error("bad_request", '"args" must be an object')
+        op = self.ops.get(message["op"])
+        if op is None:
+            return _error("unknown_op", f"no host op {message['op']!r}")
+        call.require(op.capability, f"op {op.name!r}")
+        try:
+            return {"ok": True, "result": self._run(call, op, args)}
+        except HostOpError as exc:
+            return _error(exc.code, exc.message)
+
+    def _run(self, call: CallContext, op: HostOp, args: dict[str, Any]) -> Any:
+        remaining_ms = max(0.0, (call.deadline - time.monotonic()) * 1000)
+        timeout_ms = min(op.timeout_ms, remaining_ms)
+        started = time.monotonic()
+        try:
+            if op.blocking:
+                future = self._executor.get().submit(op.handler, call, args)
+                try:
+                    return future.result(timeout=timeout_ms / 1000)
+                except FutureTimeout:
+                    future.cancel()
+                    raise HostFault(FaultKind.HOST_ERROR,
+                                    f"host op {op.name!r} timed out after {timeout_ms:.0f} ms") from None
+            result = op.handler(call, args)
+        except (HostFault, HostOpError):
+            raise
+        except Exception as exc:  # a failing handler ends the call; it never reaches the worker
+            logger.warning("host op %s failed for %s@%s", op.name, call.plugin_id, call.version,
+                           exc_info=True)
+            raise HostFault(FaultKind.HOST_ERROR, f"host op {op.name!r} failed: "
+                            f"{type(exc).__name__}") from exc
+        elapsed_ms = (time.monotonic() - started) * 1000
+        if elapsed_ms > op.timeout_ms:
+            raise HostFault(FaultKind.HOST_ERROR,
+                            f"host op {op.name!r} took {elapsed_ms:.0f} ms; its limit is {op.timeout_ms}")
+        return result
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
+    memory = caller.get(abi.EXPORT_MEMORY)
+    if not isinstance(memory, wasmtime.Memory):
+        raise HostFault(FaultKind.ABI_VIOLATION, "the guest has no exported memory")
+    return memory
+
+
+def _read(caller: wasmtime.Caller, ptr: int, length: int, what: str) -> bytes:
+    memory = _memory(caller)
+    ptr &= 0xFFFFFFFF
+    length &= 0xFFFFFFFF
+    if ptr + length > memory.data_len(caller):
+        raise HostFault(FaultKind.INVALID_OUTPUT, f"{what} pointer/length out of bounds")
+    return memory.read(caller, ptr, ptr + length)
+
+
+def _write(caller: wasmtime.Caller, data: bytes) -> int:
+    alloc = caller.get(abi.EXPORT_ALLOC)
+    if not isinstance(alloc, wasmtime.Func):
+        raise HostFault(FaultKind.ABI_VIOLATION, f"the guest has no {abi.EXPORT_ALLOC} export")
+    ptr = alloc(caller, len(data))
+    if not isinstance(ptr, int) or ptr == 0:
+        raise HostFault(FaultKind.MEMORY_LIMIT,
+                        f"{abi.EXPORT_ALLOC}({len(data)}) returned 0 for a host answer")
+    ptr &= 0xFFFFFFFF
+    memory = _memory(caller)
+    if ptr + len(data) > memory.data_len(caller):
+        raise HostFault(FaultKind.INVALID_OUTPUT, f"{abi.EXPORT_ALLOC} returned an out-of-bounds pointer")
+    memory.write(caller, data, ptr)
+    return abi.pack(ptr, len(data))

@@ -1,0 +1,1 @@
+"""The CMS plugin SDK: the ABI definition, the `cms-plugin` CLI and the guest libraries."""
