@@ -63,8 +63,8 @@ class Runtime:
         try:
             path = self.artifacts.compile(engine, wasm)
         except wasmtime.WasmtimeError as exc:
-            raise PluginFault(FaultKind.ABI_VIOLATION, f"not a valid WebAssembly module: "
-                              f"{_first_line(exc)}") from None
+            raise PluginFault(FaultKind.ABI_VIOLATION, f"not a valid module for this host: "
+                              f"{_flat(exc)}") from None
         check_module(wasmtime.Module.deserialize_file(engine, str(path)))
         return path
 
@@ -82,6 +82,10 @@ class Runtime:
 
     def load_file(self, path: Path, **kwargs: Any) -> Plugin:
         return self.load(Path(path).read_bytes(), **kwargs)
+
+    def close(self) -> None:
+        """Stop this process's epoch ticker; plugins loaded from this runtime stop working."""
+        self.engines.close()
 
     def _linker(self, engine: wasmtime.Engine) -> wasmtime.Linker:
         key = id(engine)
@@ -132,13 +136,22 @@ class Plugin:
     def _prepare(self) -> _Prepared:
         runtime = self.runtime
         engine = runtime.engines.get()
-        module = runtime.artifacts.load(engine, self.wasm, compile_missing=runtime.config.compile_missing)
+        try:
+            module = runtime.artifacts.load(engine, self.wasm,
+                                            compile_missing=runtime.config.compile_missing)
+        except wasmtime.WasmtimeError as exc:
+            raise PluginFault(FaultKind.ABI_VIOLATION, f"not a valid module for this host: "
+                              f"{_flat(exc)}") from None
         shape = check_module(module)
         if shape.min_memory_bytes > self.limits.memory_bytes:
             raise PluginFault(FaultKind.MEMORY_LIMIT,
                               f"the module starts with {shape.min_memory_bytes} bytes of memory; "
                               f"its limit is {self.limits.memory_bytes}")
-        pre = runtime._linker(engine).instantiate_pre(module)
+        try:
+            pre = runtime._linker(engine).instantiate_pre(module)
+        except wasmtime.WasmtimeError as exc:  # e.g. a table larger than the sandbox allows
+            raise PluginFault(FaultKind.ABI_VIOLATION, f"cannot be instantiated here: "
+                              f"{_flat(exc)}") from None
         prepared = _Prepared(os.getpid(), engine, module, pre, shape, threading.local())
         self._check_abi_version(prepared)
         return prepared
@@ -214,6 +227,11 @@ class Plugin:
     def _stats(self, started: float, fuel: int, memory: int, host_calls: int) -> CallStats:
         return CallStats(self.plugin_id, self.version, fuel, memory,
                          round((time.perf_counter() - started) * 1000, 3), host_calls)
+
+
+def _flat(exc: BaseException) -> str:
+    """An error's whole message on one line (wasmtime puts the cause on later lines)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:
