@@ -1,0 +1,50 @@
+;; Stand-in plugin (ABI v1): counts the bytes and double quotes of its input envelope and answers
+;; {"ok":true,"bytes":N,"quotes":Q}. Bench material only (bench/plugin_call.py's RSS run).
+(module
+  (memory (export "memory") 1)
+  (data (i32.const 16) "{\"ok\":true,\"bytes\":")
+  (data (i32.const 48) ",\"quotes\":")
+  (global $bump (mut i32) (i32.const 1024))
+  (func (export "cms_abi_version") (result i32) (i32.const 1))
+  (func $alloc (export "cms_alloc") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get $n)))
+    (local.get $p))
+  ;; Write the decimal digits of $v at $at; return the address after the last digit.
+  (func $itoa (param $at i32) (param $v i32) (result i32)
+    (local $len i32) (local $t i32) (local $i i32)
+    (local.set $t (local.get $v))
+    (local.set $len (i32.const 1))
+    (block $counted
+      (loop $count
+        (local.set $t (i32.div_u (local.get $t) (i32.const 10)))
+        (br_if $counted (i32.eqz (local.get $t)))
+        (local.set $len (i32.add (local.get $len) (i32.const 1)))
+        (br $count)))
+    (local.set $i (local.get $len))
+    (loop $digits
+      (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+      (i32.store8 (i32.add (local.get $at) (local.get $i))
+                  (i32.add (i32.const 48) (i32.rem_u (local.get $v) (i32.const 10))))
+      (local.set $v (i32.div_u (local.get $v) (i32.const 10)))
+      (br_if $digits (local.get $i)))
+    (i32.add (local.get $at) (local.get $len)))
+  (func (export "cms_handle") (param $p i32) (param $l i32) (result i64)
+    (local $i i32) (local $q i32) (local $out i32) (local $end i32)
+    (block $done
+      (loop $scan
+        (br_if $done (i32.ge_u (local.get $i) (local.get $l)))
+        (if (i32.eq (i32.load8_u (i32.add (local.get $p) (local.get $i))) (i32.const 34))
+          (then (local.set $q (i32.add (local.get $q) (i32.const 1)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $scan)))
+    (local.set $out (call $alloc (i32.const 64)))
+    (memory.copy (local.get $out) (i32.const 16) (i32.const 19))
+    (local.set $end (call $itoa (i32.add (local.get $out) (i32.const 19)) (local.get $l)))
+    (memory.copy (local.get $end) (i32.const 48) (i32.const 10))
+    (local.set $end (call $itoa (i32.add (local.get $end) (i32.const 10)) (local.get $q)))
+    (i32.store8 (local.get $end) (i32.const 125))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
+            (i64.extend_i32_u (i32.sub (i32.add (local.get $end) (i32.const 1)) (local.get $out)))))
+)

@@ -1,0 +1,22 @@
+;; CMS echo plugin (ABI v1): answers {"ok":true,"echo":<input envelope>}. A bump allocator;
+;; cms_handle copies an 18-byte prefix from a data segment, then the input, then "}".
+(module
+  (memory (export "memory") 1)
+  (data (i32.const 16) "{\"ok\":true,\"echo\":")
+  (global $bump (mut i32) (i32.const 1024))
+  (func (export "cms_abi_version") (result i32) (i32.const 1))
+  (func (export "cms_alloc") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get $n)))
+    (local.get $p))
+  (func (export "cms_handle") (param $p i32) (param $l i32) (result i64)
+    (local $out i32) (local $n i32)
+    (local.set $n (i32.add (local.get $l) (i32.const 19)))
+    (local.set $out (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get $n)))
+    (memory.copy (local.get $out) (i32.const 16) (i32.const 18))
+    (memory.copy (i32.add (local.get $out) (i32.const 18)) (local.get $p) (local.get $l))
+    (i32.store8 (i32.add (local.get $out) (i32.add (local.get $l) (i32.const 18))) (i32.const 125))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32)) (i64.extend_i32_u (local.get $n))))
+)
