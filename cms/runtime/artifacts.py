@@ -64,7 +64,8 @@ class ArtifactStore:
         if not compile_missing:
             raise ArtifactError(f"compiled artifact {path.name} {problem}; rebuild it with "
                                 "`cms-plugin build` or republish the plugin")
-        logger.warning("artifact %s %s: compiling it again", path.name, problem)
+        log = logger.info if problem == "is missing" else logger.warning
+        log("artifact %s %s: compiling it again", path.name, problem)
         path = self.compile(engine, wasm)
         return wasmtime.Module.deserialize_file(engine, str(path))
 
