@@ -21,7 +21,7 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = max_requests // 10
 # Heartbeat files on tmpfs: a worker blocked on a slow disk must not look dead.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-preload_app = False
+preload_app = os.environ.get("GUNICORN_PRELOAD", "") in {"1", "true", "yes"}
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s pid=%(p)s'
 errorlog = "-"
@@ -34,6 +34,13 @@ def post_fork(server, worker):  # type: ignore[no-untyped-def]
     from cms.lifecycle import on_worker_start
 
     on_worker_start(worker.pid)
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """The worker has loaded the app: start its plugin engine and epoch ticker."""
+    from cms.lifecycle import on_worker_ready
+
+    on_worker_ready(worker.wsgi)
 
 
 def worker_abort(worker):  # type: ignore[no-untyped-def]

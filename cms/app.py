@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from cms.auth.throttle import make_throttle
     from cms.extensions import csrf, db, login_manager, migrate
     from cms.redis_client import make_redis
+    from cms.runtime import Runtime
 
     settings = settings or Settings.from_env()
     app = Flask(__name__, instance_path=str(settings.instance_path))
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         passwords=Passwords(fast=settings.password_hash_fast),
         throttle=make_throttle(redis_client, settings.login_window_seconds),
         redis=redis_client,
+        runtime=Runtime(settings.runtime_config()),
         admin_nav=[
             NavItem("Users", "admin.users"),
             NavItem("Agencies", "admin.agencies"),

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from cms.auth.passwords import Passwords
     from cms.auth.throttle import LoginThrottle
     from cms.config import Settings
+    from cms.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class AppState:
     passwords: Passwords
     throttle: LoginThrottle
     redis: redis.Redis | None
+    #: The plugin runtime; its engine and ticker start per worker (cms.lifecycle), never here.
+    runtime: Runtime
     admin_nav: list[NavItem] = field(default_factory=list)
     plugin_slots: tuple[str, ...] = ("dashboard.widget", "client.sidebar", "agent.toolbar")
 

@@ -81,6 +81,45 @@ class Settings:
     redis_socket_timeout: float = 0.25
     password_hash_fast: bool = False
     instance_path: Path = field(default_factory=lambda: Path("instance").resolve())
+    # Plugin sandbox: per-call defaults, and the admin caps a manifest may ask up to.
+    plugin_fuel: int = 50_000_000
+    plugin_memory_mb: int = 16
+    plugin_timeout_ms: int = 1_000
+    plugin_max_host_calls: int = 64
+    plugin_max_fuel: int = 1_000_000_000
+    plugin_max_memory_mb: int = 128
+    plugin_max_timeout_ms: int = 10_000
+    plugin_artifact_dir: Path | None = None
+
+    def _checked(self) -> "Settings":
+        """Self, after checking the plugin limits against their caps (raises ConfigError)."""
+        if self.plugin_max_memory_mb > 128:
+            raise ConfigError("CMS_PLUGIN_MAX_MEMORY_MB may be at most 128")
+        for name, default, cap in (
+            ("FUEL", self.plugin_fuel, self.plugin_max_fuel),
+            ("MEMORY_MB", self.plugin_memory_mb, self.plugin_max_memory_mb),
+            ("TIMEOUT_MS", self.plugin_timeout_ms, self.plugin_max_timeout_ms),
+        ):
+            if default > cap:
+                raise ConfigError(f"CMS_PLUGIN_{name} ({default}) exceeds CMS_PLUGIN_MAX_{name} ({cap})")
+        return self
+
+    def runtime_config(self) -> Any:
+        """The plugin runtime's `RuntimeConfig`; raises ConfigError when defaults exceed caps."""
+        from cms.runtime import Limits, LimitsError, RuntimeConfig
+
+        mib = 1024 * 1024
+        try:
+            caps = Limits(fuel=self.plugin_max_fuel, memory_bytes=self.plugin_max_memory_mb * mib,
+                          timeout_ms=self.plugin_max_timeout_ms,
+                          max_host_calls=self.plugin_max_host_calls)
+            defaults = Limits(fuel=self.plugin_fuel, memory_bytes=self.plugin_memory_mb * mib,
+                              timeout_ms=self.plugin_timeout_ms,
+                              max_host_calls=self.plugin_max_host_calls).within(caps)
+        except LimitsError as exc:
+            raise ConfigError(f"plugin limits: {exc}") from None
+        artifacts = self.plugin_artifact_dir or self.instance_path / "artifacts"
+        return RuntimeConfig(artifact_dir=artifacts, defaults=defaults, caps=caps)
 
     @classmethod
     def from_env(
@@ -101,6 +140,7 @@ class Settings:
             if mode == "production":
                 raise ConfigError("CMS_SECRET_KEY is required when CMS_ENV=production")
             secret = _load_or_create_secret(instance)
+        artifacts = env.get("CMS_PLUGIN_ARTIFACT_DIR", "").strip()
         return cls(
             env=mode,
             database_url=normalize_database_url(database_url),
@@ -115,7 +155,15 @@ class Settings:
             login_max_failures_per_ip=_int(env, "CMS_LOGIN_MAX_FAILURES_PER_IP", 30, minimum=1),
             login_window_seconds=_int(env, "CMS_LOGIN_WINDOW_SECONDS", 15 * 60, minimum=1),
             instance_path=instance,
-        )
+            plugin_fuel=_int(env, "CMS_PLUGIN_FUEL", 50_000_000, minimum=1),
+            plugin_memory_mb=_int(env, "CMS_PLUGIN_MEMORY_MB", 16, minimum=1),
+            plugin_timeout_ms=_int(env, "CMS_PLUGIN_TIMEOUT_MS", 1_000, minimum=1),
+            plugin_max_host_calls=_int(env, "CMS_PLUGIN_MAX_HOST_CALLS", 64, minimum=1),
+            plugin_max_fuel=_int(env, "CMS_PLUGIN_MAX_FUEL", 1_000_000_000, minimum=1),
+            plugin_max_memory_mb=_int(env, "CMS_PLUGIN_MAX_MEMORY_MB", 128, minimum=1),
+            plugin_max_timeout_ms=_int(env, "CMS_PLUGIN_MAX_TIMEOUT_MS", 10_000, minimum=1),
+            plugin_artifact_dir=Path(artifacts).resolve() if artifacts else None,
+        )._checked()
 
     def with_overrides(self, **changes: Any) -> "Settings":
         """Return a copy with `changes` applied (used by tests)."""

@@ -8,7 +8,7 @@ runtime adds its engine and epoch ticker here.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 logger = logging.getLogger(__name__)
 
@@ -34,3 +34,15 @@ def on_worker_start(pid: int) -> None:
     for hook in list(_worker_start_hooks):
         hook(pid)
     logger.info("worker %s started", pid)
+
+
+def on_worker_ready(app: Any) -> None:
+    """Called once per worker after it has loaded the app: start the plugin engine and ticker.
+
+    Works with and without `preload_app`: create_app starts no threads, so the engine always
+    belongs to the worker that runs it.
+    """
+    runtime = app.extensions["cms"].runtime
+    runtime.engines.get()
+    logger.info("plugin engine ready in worker %s (ticker alive: %s)", runtime.engines.generation,
+                runtime.engines.ticker_alive())

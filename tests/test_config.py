@@ -54,3 +54,28 @@ def test_values_are_read(tmp_path: Path) -> None:
     assert (settings.port, settings.web_concurrency, settings.redis_url) == (
         9000, 5, "redis://127.0.0.1:6379/0",
     )
+
+
+def test_plugin_limits_come_from_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env({"CMS_PLUGIN_FUEL": "7000000", "CMS_PLUGIN_MEMORY_MB": "32",
+                                  "CMS_PLUGIN_TIMEOUT_MS": "250", "CMS_PLUGIN_MAX_MEMORY_MB": "64",
+                                  "CMS_PLUGIN_ARTIFACT_DIR": str(tmp_path / "art")}, tmp_path)
+    config = settings.runtime_config()
+    assert (config.defaults.fuel, config.defaults.memory_bytes, config.defaults.timeout_ms) == (
+        7_000_000, 32 * 1024 * 1024, 250)
+    assert config.caps.memory_bytes == 64 * 1024 * 1024
+    assert config.artifact_dir == tmp_path / "art"
+    assert not config.compile_missing  # the server never compiles on load
+    assert Settings.from_env({}, tmp_path).runtime_config().artifact_dir == tmp_path / "artifacts"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"CMS_PLUGIN_MEMORY_MB": "64", "CMS_PLUGIN_MAX_MEMORY_MB": "32"},
+     "CMS_PLUGIN_MEMORY_MB (64) exceeds CMS_PLUGIN_MAX_MEMORY_MB (32)"),
+    ({"CMS_PLUGIN_MAX_MEMORY_MB": "256"}, "CMS_PLUGIN_MAX_MEMORY_MB may be at most 128"),
+    ({"CMS_PLUGIN_TIMEOUT_MS": "0"}, "CMS_PLUGIN_TIMEOUT_MS must be at least 1"),
+    ({"CMS_PLUGIN_FUEL": "lots"}, "CMS_PLUGIN_FUEL must be a whole number"),
+])
+def test_bad_plugin_limits_are_refused(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env(env, tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from flask import Blueprint, jsonify
@@ -19,7 +20,10 @@ bp = Blueprint("health", __name__)
 @bp.route("/healthz")
 @csrf.exempt
 def healthz() -> tuple[Response, int]:
-    """200 while the database answers (Redis down is "degraded"); 503 when the database is down."""
+    """200 while the database answers (Redis down is "degraded"); 503 when the database is down.
+
+    Also reports this worker's plugin runtime: its backend and whether its epoch ticker runs.
+    """
     started = time.perf_counter()
     database: dict[str, object]
     try:
@@ -38,5 +42,9 @@ def healthz() -> tuple[Response, int]:
         status = "degraded"
     else:
         status = "ok"
-    body = {"status": status, "database": database, "redis": redis_report}
+    engines = app_state.runtime.engines
+    runtime_report = {"backend": app_state.runtime.backend, "engine_pid": engines.generation,
+                      "ticker_alive": engines.ticker_alive(), "pid": os.getpid()}
+    body = {"status": status, "database": database, "redis": redis_report,
+            "plugin_runtime": runtime_report}
     return jsonify(body), 503 if status == "down" else 200
