@@ -41,7 +41,7 @@ def _read_module(path: Path) -> bytes:
         raise UsageProblem(f"{path}: cannot read ({exc.strerror})") from None
     if path.suffix == ".wat":
         try:
-            return wasmtime.wat2wasm(data.decode("utf-8"))
+            return bytes(wasmtime.wat2wasm(data.decode("utf-8")))
         except (UnicodeDecodeError, wasmtime.WasmtimeError) as exc:
             raise UsageProblem(f"{path}: not valid WAT: {_one_line(exc)}") from None
     if not data.startswith(WASM_MAGIC):

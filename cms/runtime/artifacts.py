@@ -41,7 +41,7 @@ class ArtifactStore:
         Raises wasmtime.WasmtimeError when the bytes are not a valid module.
         """
         module = wasmtime.Module(engine, wasm)
-        data = module.serialize()
+        data = bytes(module.serialize())
         path = self.path_for(sha256_hex(wasm))
         self.folder.mkdir(parents=True, exist_ok=True)
         _write_atomic(path, data)

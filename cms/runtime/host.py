@@ -134,7 +134,7 @@ class HostFunctions:
         self._local.call = None
 
     def current(self) -> CallContext:
-        call = getattr(self._local, "call", None)
+        call: CallContext | None = getattr(self._local, "call", None)
         if call is None:
             raise HostFault(FaultKind.HOST_ERROR, "host function called outside a plugin call")
         return call
@@ -235,7 +235,7 @@ def _read(caller: wasmtime.Caller, ptr: int, length: int, what: str) -> bytes:
     length &= 0xFFFFFFFF
     if ptr + length > memory.data_len(caller):
         raise HostFault(FaultKind.INVALID_OUTPUT, f"{what} pointer/length out of bounds")
-    return memory.read(caller, ptr, ptr + length)
+    return bytes(memory.read(caller, ptr, ptr + length))
 
 
 def _write(caller: wasmtime.Caller, data: bytes) -> int:

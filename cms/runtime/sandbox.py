@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import wasmtime
 from wasmtime import _bindings as B
 from wasmtime import _func as wasmtime_func
+from wasmtime._ffi import dll as wasmtime_dll
 
 from plugin_sdk import abi
 from plugin_sdk.abi import FaultKind
@@ -97,9 +98,9 @@ def fault_of_host_exception(exc: BaseException) -> tuple[FaultKind, str]:
 
 # ---- fast path: the C API through ctypes -------------------------------------------------------
 
-def _raw(name: str, restype: object, argtypes: list[object]) -> ctypes._CFuncPtr:
+def _raw(name: str, restype: Any, argtypes: list[Any]) -> Any:
     """A private ctypes prototype for a C API function (wasmtime-py's own stay untouched)."""
-    func = B.dll[name]
+    func = wasmtime_dll[name]
     func.restype = restype
     func.argtypes = argtypes
     return func
@@ -168,7 +169,7 @@ class FastInvoker:
             return RawOutcome(None, FaultKind.HOST_ERROR, "could not create a store", 0, 0)
         memory_bytes = 0
         fuel_left = limits.fuel
-        self._memory.kind = 255  # no memory export seen yet in this call
+        setattr(self._memory, "kind", 255)  # no memory export seen yet in this call
         try:
             _store_limiter(store, limits.memory_bytes, limits.table_elements, 1, 1, 1)
             ctx = _store_context(store)
@@ -246,7 +247,7 @@ class FastInvoker:
         raise _Failure(*classify_trap(code, message, self._memory_bytes(ctx), limits.memory_bytes))
 
     def _memory_bytes(self, ctx: object) -> int:
-        if self._memory.kind != _EXTERN_MEMORY:
+        if cast(int, self._memory.kind) != _EXTERN_MEMORY:
             return 0
         return int(_memory_size(ctx, _byref(self._memory.of.memory)))
 
@@ -258,7 +259,7 @@ class FastInvoker:
         return int(self._fuel.value)
 
 
-def _error_message(error: object) -> str:
+def _error_message(error: Any) -> str:
     return str(wasmtime.WasmtimeError._from_ptr(error))
 
 
@@ -309,7 +310,7 @@ class PublicInvoker:
             problem = check_pointer(out_ptr, out_len, size, limits.output_bytes)
             if problem:
                 raise _Failure(FaultKind.INVALID_OUTPUT, problem)
-            output = memory.read(store, out_ptr, out_ptr + out_len)
+            output = bytes(memory.read(store, out_ptr, out_ptr + out_len))
             return RawOutcome(output, None, "", store.get_fuel(), size)
         except _Failure as failure:
             return self._outcome(store, memory, failure.kind, failure.message)
