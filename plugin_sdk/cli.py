@@ -4,6 +4,7 @@ error, 3 plugin fault. Every usage error is one line on stderr."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from dataclasses import replace
@@ -125,6 +126,12 @@ def run(module: Path, action: str, params_text: str, context_text: str, input_te
         limits = DEFAULT_LIMITS.with_requests(requested, DEFAULT_CAPS)
     except LimitsError as exc:
         raise UsageProblem(str(exc)) from None
+    if not as_json:  # the plugin's own log lines (cms.log) go to stderr for the author
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("plugin log %(levelname)s: %(message)s"))
+        plugin_log = logging.getLogger("cms.plugins")
+        plugin_log.addHandler(handler)
+        plugin_log.setLevel(logging.DEBUG)
     runtime = Runtime(RuntimeConfig(artifact_dir=_cache_dir(), compile_missing=True))
     try:
         plugin = runtime.load(wasm, plugin_id=module.stem, version="dev", limits=limits,
@@ -151,6 +158,8 @@ def _fault(fault: Any, as_json: bool) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning every usage error into one line and exit code 2."""
+    # The runtime logs faults for the server's logs; here the CLI reports them itself.
+    logging.getLogger("cms").addHandler(logging.NullHandler())
     try:
         cli.main(args=argv, prog_name="cms-plugin", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:  # bare `cms-plugin`: help, not an error

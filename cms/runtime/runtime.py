@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -22,6 +23,8 @@ from cms.runtime.limits import DEFAULT_CAPS, DEFAULT_LIMITS, Limits
 from cms.runtime.modulecheck import ModuleShape, check_module
 from cms.runtime.results import CallResult, CallStats, PluginFault
 from cms.runtime.sandbox import FastInvoker, Invoker, PublicInvoker
+
+logger = logging.getLogger(__name__)
 
 Backend = Literal["auto", "fast", "public"]
 
@@ -216,11 +219,16 @@ class Plugin:
         host_calls = call.host_calls if call is not None else 0
         stats = self._stats(started, self.limits.fuel - raw.fuel_left, raw.memory_bytes, host_calls)
         if raw.kind is not None:
+            logger.warning("plugin fault kind=%s plugin=%s version=%s fuel=%d memory=%d ms=%.1f: %s",
+                           raw.kind, self.plugin_id, self.version, stats.fuel_consumed,
+                           stats.peak_memory_bytes, stats.wall_ms, raw.message)
             raise PluginFault(raw.kind, raw.message, stats)
         assert raw.output is not None
         try:
             output = abi.decode_output(raw.output)
         except EnvelopeError as exc:
+            logger.warning("plugin fault kind=%s plugin=%s version=%s: %s", FaultKind.INVALID_OUTPUT,
+                           self.plugin_id, self.version, exc)
             raise PluginFault(FaultKind.INVALID_OUTPUT, str(exc), stats) from None
         return CallResult(output, stats)
 

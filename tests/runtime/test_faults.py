@@ -142,3 +142,10 @@ def test_a_trap_in_the_start_function_is_a_trap_of_the_call(runtime: Runtime) ->
     with pytest.raises(PluginFault) as raised:
         plugin.call("go")
     assert raised.value.kind in {FaultKind.TRAP, FaultKind.ABI_VIOLATION}
+
+
+def test_faults_are_logged_with_their_kind(runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="cms.runtime"):
+        fault_of(runtime, guests.returning("unreachable"))
+    [record] = [r for r in caplog.records if r.name == "cms.runtime.runtime"]
+    assert "kind=trap plugin=guest version=0.1.0" in record.getMessage()

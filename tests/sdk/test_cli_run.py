@@ -124,3 +124,7 @@ def test_the_installed_entry_point(echo: Path) -> None:
     done = subprocess.run([str(script), "run", str(echo) + ".missing"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.strip().endswith("no such file")
+    done = subprocess.run([str(script), "run", str(echo), "--fuel", "10"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 3 and done.stdout == ""
+    assert done.stderr == "plugin fault: fuel_exhausted: the plugin used all of its fuel\n"
