@@ -150,7 +150,7 @@ class HostFunctions:
         call = self.current()
         call.count("log")
         call.require("log", "cms.log")
-        data = _read(caller, ptr, min(length, MAX_LOG_LINE_BYTES), "cms.log")
+        data = _read(caller, ptr, length, "cms.log", keep=MAX_LOG_LINE_BYTES)
         name = abi.LOG_LEVELS[level] if 0 <= level < len(abi.LOG_LEVELS) else "info"
         line = data.decode("utf-8", errors="replace")
         call.log.append((name, line))
@@ -229,13 +229,15 @@ def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
     return memory
 
 
-def _read(caller: wasmtime.Caller, ptr: int, length: int, what: str) -> bytes:
+def _read(caller: wasmtime.Caller, ptr: int, length: int, what: str, keep: int | None = None) -> bytes:
+    """Guest bytes at ptr/length (bounds-checked in full); only the first `keep` are copied."""
     memory = _memory(caller)
     ptr &= 0xFFFFFFFF
     length &= 0xFFFFFFFF
     if ptr + length > memory.data_len(caller):
         raise HostFault(FaultKind.INVALID_OUTPUT, f"{what} pointer/length out of bounds")
-    return bytes(memory.read(caller, ptr, ptr + length))
+    end = ptr + (length if keep is None else min(length, keep))
+    return bytes(memory.read(caller, ptr, end))
 
 
 def _write(caller: wasmtime.Caller, data: bytes) -> int:

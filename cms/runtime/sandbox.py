@@ -61,11 +61,28 @@ def classify_trap(code: wasmtime.TrapCode | None, message: str, memory_bytes: in
         return FaultKind.FUEL_EXHAUSTED, "the plugin used all of its fuel"
     if code == wasmtime.TrapCode.INTERRUPT:
         return FaultKind.TIMEOUT, "the plugin ran past its wall-clock deadline"
-    first = message.strip().splitlines()[0] if message.strip() else "trap"
+    first = trap_text(message)
     if _near_cap(memory_bytes, cap):
         return FaultKind.MEMORY_LIMIT, f"the plugin trapped at its memory cap ({first})"
     name = code.name.lower() if code is not None else "trap"
     return FaultKind.TRAP, f"{name}: {first}"
+
+
+def trap_text(message: str) -> str:
+    """The informative line of a wasmtime trap message (the cause, not the backtrace header)."""
+    text = message.strip()
+    if "Caused by:" in text:
+        text = text.split("Caused by:", 1)[1].strip()
+    line = text.splitlines()[0].strip() if text else "trap"
+    return line.removeprefix("wasm trap: ")
+
+
+def instantiation_fault(message: str) -> tuple[FaultKind, str]:
+    """An instantiation failure: the host's pool being full is the host's fault, not the plugin's."""
+    flat = " ".join(message.split())
+    if "maximum concurrent" in flat or "pooling" in flat:
+        return FaultKind.HOST_ERROR, f"no free sandbox slot in this process: {flat}"
+    return FaultKind.ABI_VIOLATION, f"instantiation failed: {flat}"
 
 
 def check_pointer(ptr: int, length: int, memory_bytes: int, limit: int) -> str | None:
@@ -240,10 +257,12 @@ class FastInvoker:
             code, message = trap_obj.trap_code, trap_obj.message
         if error:
             message = _error_message(error)
+        if isinstance(host_exc, wasmtime.Trap):  # the guest trapped inside a host function's call
+            code, message, host_exc = host_exc.trap_code, host_exc.message, None
         if host_exc is not None:
             raise _Failure(*fault_of_host_exception(host_exc))
         if what == "instantiate" and code is None:
-            raise _Failure(FaultKind.ABI_VIOLATION, f"instantiation failed: {message}")
+            raise _Failure(*instantiation_fault(message))
         raise _Failure(*classify_trap(code, message, self._memory_bytes(ctx), limits.memory_bytes))
 
     def _memory_bytes(self, ctx: object) -> int:
@@ -321,11 +340,11 @@ class PublicInvoker:
                   stage: str, limits: Limits) -> tuple[FaultKind, str]:
         if isinstance(exc, wasmtime.Trap):
             if stage == "instantiate" and exc.trap_code is None:
-                return FaultKind.ABI_VIOLATION, f"instantiation failed: {exc.message}"
+                return instantiation_fault(exc.message)
             return classify_trap(exc.trap_code, exc.message, _size(store, memory), limits.memory_bytes)
         if isinstance(exc, wasmtime.WasmtimeError):
             if stage == "instantiate":
-                return FaultKind.ABI_VIOLATION, f"instantiation failed: {exc}"
+                return instantiation_fault(str(exc))
             return classify_trap(None, str(exc), _size(store, memory), limits.memory_bytes)
         return fault_of_host_exception(exc)
 

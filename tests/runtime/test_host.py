@@ -123,3 +123,53 @@ def test_a_hanging_host_function_times_out(host_runtime: Runtime) -> None:
         run(host_runtime, [{"op": "test.hang"}], {"clients.read"})
     assert raised.value.kind == FaultKind.HOST_ERROR
     assert "timed out after 100 ms" in raised.value.message
+
+
+ALLOC_TRAPS_ON_SECOND_USE = """
+  (global $allocs (mut i32) (i32.const 0))
+  (func $alloc (export "cms_alloc") (param $n i32) (result i32)
+    (local $p i32)
+    (global.set $allocs (i32.add (global.get $allocs) (i32.const 1)))
+    (if (i32.gt_u (global.get $allocs) (i32.const 1)) (then unreachable))
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get $n)))
+    (local.get $p))"""
+
+
+def test_a_guest_trapping_while_the_host_writes_its_answer_is_a_trap(host_runtime: Runtime) -> None:
+    request = b'{"op":"test.echo","args":{}}'
+    handle = f"""
+  (func (export "cms_handle") (param i32 i32) (result i64)
+    (call $call (i32.const 16) (i32.const {len(request)})))"""
+    wasm = guests.module(handle=handle, alloc=ALLOC_TRAPS_ON_SECOND_USE, data=request,
+                         imports='(import "cms" "call" (func $call (param i32 i32) (result i64)))')
+    plugin = host_runtime.load(wasm, plugin_id="p", version="1", grants=frozenset({"clients.read"}))
+    with pytest.raises(PluginFault) as raised:
+        plugin.call("go")
+    assert raised.value.kind == FaultKind.TRAP
+    assert raised.value.message == "unreachable: wasm `unreachable` instruction executed"
+
+
+def test_a_full_sandbox_pool_is_a_host_error_not_the_plugins(tmp_path: Path, backend: str) -> None:
+    """With one slot, a plugin called from inside another call's host op finds no free slot."""
+    from cms.runtime import EngineSettings
+
+    inner_faults: list[PluginFault] = []
+    holder: dict[str, Any] = {}
+
+    def nested(call: CallContext, args: dict[str, Any]) -> Any:
+        try:
+            holder["inner"].call("go")
+        except PluginFault as fault:
+            inner_faults.append(fault)
+        return "done"
+
+    runtime = make_runtime(tmp_path, backend, HostOps([HostOp("test.nested", "log", nested)]),
+                           engine=EngineSettings(pool_slots=1))
+    holder["inner"] = runtime.load(guests.module(abi_version=None), plugin_id="inner", version="1")
+    outer = runtime.load(guests.host_caller([{"op": "test.nested"}]), plugin_id="outer", version="1",
+                         grants=frozenset({"log"}))
+    assert outer.call("go").output["echo"] == {"ok": True, "result": "done"}
+    [fault] = inner_faults
+    assert fault.kind == FaultKind.HOST_ERROR
+    assert fault.message.startswith("no free sandbox slot in this process")
