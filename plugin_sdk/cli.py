@@ -32,6 +32,8 @@ def _read_module(path: Path) -> bytes:
     """The wasm bytes of MODULE (.wasm, or .wat text); UsageProblem when it is not a module."""
     import wasmtime
 
+    from cms.runtime.results import one_line
+
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -44,13 +46,13 @@ def _read_module(path: Path) -> bytes:
         try:
             return bytes(wasmtime.wat2wasm(data.decode("utf-8")))
         except (UnicodeDecodeError, wasmtime.WasmtimeError) as exc:
-            raise UsageProblem(f"{path}: not valid WAT: {_one_line(exc)}") from None
+            raise UsageProblem(f"{path}: not valid WAT: {one_line(exc)}") from None
     if not data.startswith(WASM_MAGIC):
         raise UsageProblem(f"{path}: not a WebAssembly module (no \\0asm header)")
     try:
         wasmtime.Module.validate(wasmtime.Engine(), data)
     except wasmtime.WasmtimeError as exc:
-        raise UsageProblem(f"{path}: not a valid WebAssembly module: {_one_line(exc)}") from None
+        raise UsageProblem(f"{path}: not a valid WebAssembly module: {one_line(exc)}") from None
     return data
 
 
@@ -64,10 +66,6 @@ def _json_arg(text: str, what: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise UsageProblem(f"{what} is not valid JSON: {exc}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import wasmtime
 
-from cms.runtime.results import ArtifactError
+from cms.runtime.results import ArtifactError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class ArtifactStore:
             try:
                 return wasmtime.Module.deserialize_file(engine, str(path))
             except wasmtime.WasmtimeError as exc:  # e.g. written by an incompatible engine
-                problem = f"does not fit this engine ({_first_line(exc)})"
+                problem = f"does not fit this engine ({one_line(exc)})"
         if not compile_missing:
             raise ArtifactError(f"compiled artifact {path.name} {problem}; rebuild it with "
                                 "`cms-plugin build` or republish the plugin")
@@ -97,7 +97,3 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

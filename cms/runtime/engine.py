@@ -7,6 +7,7 @@ every process that uses the runtime: with or without `preload_app`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -46,8 +47,9 @@ class EngineSettings:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@functools.cache
 def wasmtime_version() -> str:
-    """The installed wasmtime-py version."""
+    """The installed wasmtime-py version (read from package metadata once per process)."""
     from importlib.metadata import version
 
     return version("wasmtime")

@@ -61,3 +61,8 @@ class HostFault(Exception):
 
 class ArtifactError(Exception):
     """A compiled artifact is missing, stale or corrupt and may not be rebuilt here."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's whole message on one line (wasmtime puts the cause on later lines)."""
+    return " ".join(str(exc).split()) or type(exc).__name__

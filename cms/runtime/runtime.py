@@ -21,7 +21,7 @@ from cms.runtime.engine import WASMTIME_VERSION, EngineHost, EngineSettings, was
 from cms.runtime.host import CallContext, HostFunctions, HostOps
 from cms.runtime.limits import DEFAULT_CAPS, DEFAULT_LIMITS, Limits
 from cms.runtime.modulecheck import ModuleShape, check_module
-from cms.runtime.results import CallResult, CallStats, PluginFault
+from cms.runtime.results import CallResult, CallStats, PluginFault, one_line
 from cms.runtime.sandbox import FastInvoker, Invoker, PublicInvoker
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Runtime:
             path = self.artifacts.compile(engine, wasm)
         except wasmtime.WasmtimeError as exc:
             raise PluginFault(FaultKind.ABI_VIOLATION, f"not a valid module for this host: "
-                              f"{_flat(exc)}") from None
+                              f"{one_line(exc)}") from None
         check_module(wasmtime.Module.deserialize_file(engine, str(path)))
         return path
 
@@ -144,7 +144,7 @@ class Plugin:
                                             compile_missing=runtime.config.compile_missing)
         except wasmtime.WasmtimeError as exc:
             raise PluginFault(FaultKind.ABI_VIOLATION, f"not a valid module for this host: "
-                              f"{_flat(exc)}") from None
+                              f"{one_line(exc)}") from None
         shape = check_module(module)
         if shape.min_memory_bytes > self.limits.memory_bytes:
             raise PluginFault(FaultKind.MEMORY_LIMIT,
@@ -154,7 +154,7 @@ class Plugin:
             pre = runtime._linker(engine).instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:  # e.g. a table larger than the sandbox allows
             raise PluginFault(FaultKind.ABI_VIOLATION, f"cannot be instantiated here: "
-                              f"{_flat(exc)}") from None
+                              f"{one_line(exc)}") from None
         prepared = _Prepared(os.getpid(), engine, module, pre, shape, threading.local())
         self._check_abi_version(prepared)
         return prepared
@@ -173,7 +173,7 @@ class Plugin:
             version = version_func(store)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             raise PluginFault(FaultKind.ABI_VIOLATION,
-                              f"{abi.EXPORT_ABI_VERSION}() failed: {_first_line(exc)}") from None
+                              f"{abi.EXPORT_ABI_VERSION}() failed: {one_line(exc)}") from None
         if version != abi.ABI_VERSION:
             raise PluginFault(FaultKind.ABI_VIOLATION, f"{abi.EXPORT_ABI_VERSION}() returned "
                               f"{version}; this host speaks ABI {abi.ABI_VERSION}")
@@ -235,13 +235,3 @@ class Plugin:
     def _stats(self, started: float, fuel: int, memory: int, host_calls: int) -> CallStats:
         return CallStats(self.plugin_id, self.version, fuel, memory,
                          round((time.perf_counter() - started) * 1000, 3), host_calls)
-
-
-def _flat(exc: BaseException) -> str:
-    """An error's whole message on one line (wasmtime puts the cause on later lines)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
