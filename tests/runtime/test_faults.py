@@ -40,8 +40,7 @@ def test_an_infinite_loop_runs_out_of_fuel(runtime: Runtime) -> None:
 def test_an_infinite_loop_with_fuel_to_spare_hits_the_deadline(runtime: Runtime) -> None:
     fault = fault_of(runtime, guests.module(handle=SPIN), Limits(fuel=10**9, timeout_ms=50))
     assert fault.kind == FaultKind.TIMEOUT
-    assert fault.stats is not None and 40 <= fault.stats.wall_ms
-    assert fault.stats.fuel_consumed < 10**9
+    assert fault.stats is not None and fault.stats.fuel_consumed < 10**9
 
 
 LEAK_UNTIL_REFUSED = """
