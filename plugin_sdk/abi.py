@@ -60,6 +60,13 @@ HOST_IMPORTS: Mapping[str, HostImport] = {
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
+#: `cms.call` op with which a guest gives up cleanly, needing no capability:
+#: `{"op": "abort", "args": {"kind": "memory_limit", "message": "..."}}` ends the call with that
+#: fault kind. Guest libraries send it when an allocation fails (instead of writing through
+#: address 0) and on a panic (`trap`). The request must not need allocation: keep it static.
+ABORT_OP = "abort"
+ABORT_KINDS = ("memory_limit", "trap")
+
 # Sizes, in bytes.
 MAX_INPUT_BYTES = 64 * 1024
 MAX_OUTPUT_BYTES = 256 * 1024

@@ -31,6 +31,10 @@ MAX_LOG_LINE_BYTES = 2048
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_ANSWER_BYTES = 256 * 1024
 
+#: Error-answer codes for the host's own trouble (the plugin is not at fault and may degrade).
+UNAVAILABLE = "unavailable"
+TIMED_OUT = "timeout"
+
 
 class HostOpError(Exception):
     """Raised by an op handler for an expected failure the guest should see (not a fault)."""
@@ -181,6 +185,8 @@ class HostFunctions:
         args = message.get("args", {})
         if not isinstance(args, dict):
             return _error("bad_request", '"args" must be an object')
+        if message["op"] == abi.ABORT_OP:
+            raise _abort(args)
         op = self.ops.get(message["op"])
         if op is None:
             return _error("unknown_op", f"no host op {message['op']!r}")
@@ -191,6 +197,9 @@ class HostFunctions:
             return _error(exc.code, exc.message)
 
     def _run(self, call: CallContext, op: HostOp, args: dict[str, Any]) -> Any:
+        """The op's result. A failing or slow op is an error *answer* (`unavailable`, `timeout`):
+        the host's own trouble is not the plugin's fault, and the plugin gets to degrade. Only
+        running past the whole call's deadline ends the call (fault `timeout`)."""
         remaining_ms = max(0.0, (call.deadline - time.monotonic()) * 1000)
         timeout_ms = min(op.timeout_ms, remaining_ms)
         started = time.monotonic()
@@ -198,24 +207,40 @@ class HostFunctions:
             if op.blocking:
                 future = self._executor.get().submit(op.handler, call, args)
                 try:
-                    return future.result(timeout=timeout_ms / 1000)
+                    result = future.result(timeout=timeout_ms / 1000)
                 except FutureTimeout:
                     future.cancel()
-                    raise HostFault(FaultKind.HOST_ERROR,
-                                    f"host op {op.name!r} timed out after {timeout_ms:.0f} ms") from None
-            result = op.handler(call, args)
+                    raise self._late(call, op, timeout_ms) from None
+            else:
+                result = op.handler(call, args)
         except (HostFault, HostOpError):
             raise
-        except Exception as exc:  # a failing handler ends the call; it never reaches the worker
+        except Exception as exc:  # a failing handler is answered; it never reaches the worker
             logger.warning("host op %s failed for %s@%s", op.name, call.plugin_id, call.version,
                            exc_info=True)
-            raise HostFault(FaultKind.HOST_ERROR, f"host op {op.name!r} failed: "
-                            f"{type(exc).__name__}") from exc
+            raise HostOpError(UNAVAILABLE, f"host op {op.name!r} failed "
+                              f"({type(exc).__name__}); try again later") from exc
         elapsed_ms = (time.monotonic() - started) * 1000
-        if elapsed_ms > op.timeout_ms:
-            raise HostFault(FaultKind.HOST_ERROR,
-                            f"host op {op.name!r} took {elapsed_ms:.0f} ms; its limit is {op.timeout_ms}")
+        if elapsed_ms > timeout_ms:
+            raise self._late(call, op, elapsed_ms)
         return result
+
+    @staticmethod
+    def _late(call: CallContext, op: HostOp, elapsed_ms: float) -> Exception:
+        if time.monotonic() >= call.deadline:
+            return HostFault(FaultKind.TIMEOUT, f"the call's deadline passed in host op {op.name!r}")
+        return HostOpError(TIMED_OUT, f"host op {op.name!r} took longer than its "
+                           f"{op.timeout_ms} ms limit")
+
+
+def _abort(args: dict[str, Any]) -> HostFault:
+    """The guest gives up (`abi.ABORT_OP`): a clean fault of the kind it names."""
+    kind = args.get("kind")
+    message = str(args.get("message") or "no message")[:500]
+    if kind not in abi.ABORT_KINDS:
+        return HostFault(FaultKind.TRAP, f"plugin aborted (kind {kind!r} is not one of "
+                         f"{', '.join(abi.ABORT_KINDS)}): {message}")
+    return HostFault(FaultKind(kind), f"plugin aborted: {message}")
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cms.runtime import CallContext, HostOp, HostOpError, HostOps, PluginFault, Runtime
+from cms.runtime import CallContext, HostOp, HostOpError, HostOps, Limits, PluginFault, Runtime
 from plugin_sdk.abi import FaultKind
 from tests.runtime import guests
 from tests.runtime.conftest import make_runtime
@@ -98,11 +98,18 @@ def test_64_host_calls_are_allowed(host_runtime: Runtime) -> None:
     assert run(host_runtime, [{"op": "test.echo"}] * 64, {"clients.read"}).stats.host_calls == 64
 
 
-def test_a_raising_host_function_is_a_host_error(host_runtime: Runtime) -> None:
-    with pytest.raises(PluginFault) as raised:
-        run(host_runtime, [{"op": "test.boom"}], {"clients.read"})
-    assert raised.value.kind == FaultKind.HOST_ERROR
-    assert raised.value.message == "host op 'test.boom' failed: RuntimeError"
+def test_a_raising_host_function_is_an_unavailable_answer(host_runtime: Runtime) -> None:
+    """The host's own failure is not the plugin's fault: the guest is told and goes on."""
+    result = run(host_runtime, [{"op": "test.boom"}, {"op": "test.echo"}], {"clients.read"})
+    assert result.output["echo"] == {"ok": True, "result": {"got": {}}}  # the later call worked
+    assert result.stats.host_calls == 2
+    assert "database exploded" not in str(result.output)  # no internals reach the plugin
+
+
+def test_the_unavailable_answer_names_the_op(host_runtime: Runtime) -> None:
+    result = run(host_runtime, [{"op": "test.boom"}], {"clients.read"})
+    assert result.output["echo"] == {"ok": False, "error": {
+        "code": "unavailable", "message": "host op 'test.boom' failed (RuntimeError); try again later"}}
 
 
 def test_an_expected_op_error_is_an_answer_not_a_fault(host_runtime: Runtime) -> None:
@@ -118,11 +125,40 @@ def test_unknown_ops_and_bad_requests_are_answers(host_runtime: Runtime) -> None
     assert result.output["echo"]["error"]["code"] == "bad_request"
 
 
-def test_a_hanging_host_function_times_out(host_runtime: Runtime) -> None:
+def test_a_hanging_host_function_is_a_timeout_answer(host_runtime: Runtime) -> None:
+    result = run(host_runtime, [{"op": "test.hang"}], {"clients.read"})
+    assert result.output["echo"] == {"ok": False, "error": {
+        "code": "timeout", "message": "host op 'test.hang' took longer than its 100 ms limit"}}
+
+
+def test_a_host_op_running_past_the_calls_deadline_is_a_timeout_fault(
+        tmp_path: Path, backend: str) -> None:
+    runtime = make_runtime(tmp_path, backend, HostOps([
+        HostOp("test.hang", "clients.read", _hang, timeout_ms=5_000, blocking=True)]))
+    plugin = runtime.load(guests.host_caller([{"op": "test.hang"}]), plugin_id="caller",
+                          version="2.0.0", limits=Limits(timeout_ms=150),
+                          grants=frozenset({"clients.read"}))
     with pytest.raises(PluginFault) as raised:
-        run(host_runtime, [{"op": "test.hang"}], {"clients.read"})
-    assert raised.value.kind == FaultKind.HOST_ERROR
-    assert "timed out after 100 ms" in raised.value.message
+        plugin.call("go")
+    assert raised.value.kind == FaultKind.TIMEOUT
+    assert raised.value.message == "the call's deadline passed in host op 'test.hang'"
+
+
+@pytest.mark.parametrize("kind", ["memory_limit", "trap"])
+def test_abort_ends_the_call_with_the_kind_the_guest_names(host_runtime: Runtime, kind: str) -> None:
+    with pytest.raises(PluginFault) as raised:
+        run(host_runtime, [{"op": "abort", "args": {"kind": kind, "message": "cms_alloc(9000000)"}},
+                           {"op": "test.echo"}], set())
+    assert raised.value.kind == FaultKind(kind)
+    assert raised.value.message == "plugin aborted: cms_alloc(9000000)"
+    assert raised.value.stats is not None and raised.value.stats.host_calls == 1
+
+
+def test_abort_with_an_unknown_kind_is_a_trap(host_runtime: Runtime) -> None:
+    with pytest.raises(PluginFault) as raised:
+        run(host_runtime, [{"op": "abort", "args": {"kind": "fuel_exhausted"}}], set())
+    assert raised.value.kind == FaultKind.TRAP
+    assert "'fuel_exhausted' is not one of memory_limit, trap" in raised.value.message
 
 
 ALLOC_TRAPS_ON_SECOND_USE = """

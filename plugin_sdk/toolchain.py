@@ -1,0 +1,82 @@
+"""Compiling a plugin's source to a wasm module with the `ziglang` package (Zig and C).
+
+The compiler comes from PyPI (`pip install 'cms[sdk]'`), pinned, so every author and CI build with
+the same bytes. Release settings, a 64 KiB stack and no debug info; the compiler's caches live in a
+temporary folder and source paths never reach the module, so the same source gives the same bytes
+wherever it is built.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from plugin_sdk import abi
+
+Lang = Literal["zig", "c"]
+LANGS: tuple[Lang, ...] = ("zig", "c")
+ZIG_VERSION = "0.14.1"
+STACK_BYTES = 64 * 1024
+GUEST_DIR = Path(__file__).parent / "guest"
+EXPORTS = (abi.EXPORT_ALLOC, abi.EXPORT_HANDLE, abi.EXPORT_ABI_VERSION)
+COMPILE_TIMEOUT_S = 300
+
+
+class ToolchainError(Exception):
+    """The compiler is missing or rejected the source; `str()` is what the author should read."""
+
+
+def zig_available() -> bool:
+    """Whether the `ziglang` package (the SDK's compiler) is installed."""
+    return importlib.util.find_spec("ziglang") is not None
+
+
+def command(lang: Lang, source: Path, output: Path) -> list[str]:
+    """The compiler command line for `source` (run from the plugin folder) writing `output`."""
+    zig = [sys.executable, "-m", "ziglang"]
+    if lang == "zig":
+        return [*zig, "build-exe", "-target", "wasm32-freestanding", "-O", "ReleaseSmall",
+                "-fno-entry", "-fstrip", "--stack", str(STACK_BYTES),
+                *(f"--export={name}" for name in EXPORTS),
+                "--dep", "cms", f"-Mroot={source.name}", f"-Mcms={GUEST_DIR / 'zig' / 'cms.zig'}",
+                f"-femit-bin={output}"]
+    return [*zig, "cc", "--target=wasm32-freestanding", "-Oz", "-nostdlib", "-ffreestanding",
+            "-std=c11", "-Wall", "-Werror=implicit-function-declaration",
+            "-fno-ident", f"-ffile-prefix-map={source.parent.resolve()}=.",
+            f"-I{GUEST_DIR / 'c'}", f"-ffile-prefix-map={GUEST_DIR}=cms-sdk",
+            "-Wl,--no-entry", "-Wl,--strip-all", f"-Wl,-z,stack-size={STACK_BYTES}",
+            "-o", str(output), source.name]
+
+
+def compile_module(lang: Lang, source: Path, output: Path) -> bytes:
+    """Compile `source` into `output` and return the module's bytes.
+
+    Raises ToolchainError when ziglang is not installed or the compiler fails (its message kept).
+    """
+    if lang not in LANGS:
+        raise ToolchainError(f"unknown language {lang!r}; expected one of {', '.join(LANGS)}")
+    if not zig_available():
+        raise ToolchainError("the compiler is not installed: pip install 'cms[sdk]' "
+                             f"(brings ziglang=={ZIG_VERSION})")
+    source = Path(source)
+    if not source.is_file():
+        raise ToolchainError(f"{source}: no such source file")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="cms-plugin-build-") as cache:
+        env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": f"{cache}/global",
+               "ZIG_LOCAL_CACHE_DIR": f"{cache}/local"}
+        try:
+            done = subprocess.run(command(lang, source, output.resolve()), cwd=source.parent,
+                                  env=env, capture_output=True, text=True,
+                                  timeout=COMPILE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise ToolchainError(f"the compiler took longer than {COMPILE_TIMEOUT_S} s") from None
+    if done.returncode != 0:
+        raise ToolchainError(f"{source}: compile failed:\n{(done.stderr or done.stdout).strip()}")
+    return output.read_bytes()

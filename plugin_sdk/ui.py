@@ -1,0 +1,143 @@
+"""UI blocks: the closed vocabulary a plugin returns in `"ui": [...]`, defined once.
+
+A plugin never sends HTML. It sends a flat list of blocks; the host renders each with its own
+escaped template. `UI_SCHEMA` is the JSON Schema of that list (docs/plugin-authoring.md shows every
+block); `check_blocks` validates a list and, given the manifest's actions, that every form and
+button is bound to a declared action.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Iterable, Mapping
+
+MAX_BLOCKS = 64
+MAX_TEXT = 4_000
+MAX_SHORT = 200
+MAX_ITEMS = 200
+ACTION_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+
+TONES = ("neutral", "info", "success", "warning", "danger")
+FIELD_KINDS = ("text", "textarea", "number", "email", "tel", "date", "select", "checkbox", "hidden")
+BUTTON_STYLES = ("primary", "secondary", "danger")
+#: Link targets a plugin may produce: phone and SIP dialling, mail, and pages of the CMS itself.
+LINK_SCHEMES = ("tel:", "sip:", "sips:", "mailto:")
+LINK_PATTERN = r"^(tel:|sips?:|mailto:)[^\s<>\"']{1,300}$|^/[A-Za-z0-9/_\-?=&.%]{0,300}$"
+
+_short = {"type": "string", "maxLength": MAX_SHORT}
+_text = {"type": "string", "maxLength": MAX_TEXT}
+_tone = {"enum": list(TONES)}
+_scalar = {"type": ["string", "number", "boolean", "null"]}
+_action = {"type": "string", "pattern": ACTION_PATTERN}
+
+
+def _block(type_: str, required: list[str], **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"type": {"const": type_}, **properties},
+        "required": ["type", *required],
+        "additionalProperties": False,
+    }
+
+
+_FIELD = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,31}$"},
+        "label": _short,
+        "kind": {"enum": list(FIELD_KINDS)},
+        "value": _scalar,
+        "placeholder": _short,
+        "required": {"type": "boolean"},
+        "options": {"type": "array", "maxItems": MAX_ITEMS, "items": {
+            "type": "object", "properties": {"value": _short, "label": _short},
+            "required": ["value", "label"], "additionalProperties": False}},
+    },
+    "required": ["name", "label"],
+    "additionalProperties": False,
+}
+_BUTTON = {
+    "type": "object",
+    "properties": {"label": _short, "action": _action, "style": {"enum": list(BUTTON_STYLES)},
+                   "value": _short},
+    "required": ["label"],
+    "additionalProperties": False,
+}
+
+#: Every block type, by name, with its JSON Schema.
+BLOCKS: Mapping[str, dict[str, Any]] = {
+    "heading": _block("heading", ["text"], text=_short, level={"enum": [1, 2, 3]}),
+    "text": _block("text", ["text"], text=_text, tone=_tone),
+    "key_value": _block("key_value", ["items"], items={
+        "type": "array", "maxItems": MAX_ITEMS, "items": {
+            "type": "object", "properties": {"key": _short, "value": _text},
+            "required": ["key", "value"], "additionalProperties": False}}),
+    "table": _block("table", ["columns", "rows"],
+                    columns={"type": "array", "minItems": 1, "maxItems": 12, "items": _short},
+                    rows={"type": "array", "maxItems": MAX_ITEMS,
+                          "items": {"type": "array", "maxItems": 12, "items": _scalar}}),
+    "list": _block("list", ["items"], items={"type": "array", "maxItems": MAX_ITEMS, "items": _text},
+                   ordered={"type": "boolean"}),
+    "form": _block("form", ["action"], action=_action, title=_short,
+                   fields={"type": "array", "maxItems": 32, "items": _FIELD},
+                   buttons={"type": "array", "maxItems": 8, "items": _BUTTON}),
+    "alert": _block("alert", ["text"], text=_text, tone=_tone),
+    "badge": _block("badge", ["text"], text=_short, tone=_tone),
+    "terminal": _block("terminal", ["lines"], lines={
+        "type": "array", "maxItems": 500, "items": {"type": "string", "maxLength": 200}}),
+    "timeline": _block("timeline", ["items"], items={
+        "type": "array", "maxItems": MAX_ITEMS, "items": {
+            "type": "object",
+            "properties": {"time": _short, "title": _short, "text": _text, "tone": _tone},
+            "required": ["time", "title"], "additionalProperties": False}}),
+    "link": _block("link", ["text", "href"], text=_short,
+                   href={"type": "string", "pattern": LINK_PATTERN}),
+}
+
+UI_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "CMS plugin UI blocks",
+    "type": "array",
+    "maxItems": MAX_BLOCKS,
+    "items": {"type": "object", "required": ["type"],
+              "properties": {"type": {"enum": sorted(BLOCKS)}},
+              # One branch per type, chosen by "type", so errors name the right block.
+              "allOf": [{"if": {"properties": {"type": {"const": name}}}, "then": schema}
+                        for name, schema in BLOCKS.items()]},
+}
+
+
+class UIError(ValueError):
+    """UI blocks that do not follow the vocabulary; `str()` names the block and the field."""
+
+
+@functools.cache
+def _validator() -> Any:
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(UI_SCHEMA)
+    return jsonschema.Draft202012Validator(UI_SCHEMA)
+
+
+def check_blocks(blocks: Any, actions: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Return `blocks` when they are valid UI blocks; raise UIError naming the first problem.
+
+    With `actions`, every form and button must name one of them.
+    """
+    error = next(iter(sorted(_validator().iter_errors(blocks), key=lambda e: list(e.path))), None)
+    if error is not None:
+        where = "ui" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
+        raise UIError(f"{where}: {error.message}")
+    if actions is not None:
+        known = set(actions)
+        for index, block in enumerate(blocks):
+            if block["type"] != "form":
+                continue
+            bound = [("action", block["action"])] + [
+                (f"buttons[{i}].action", b["action"]) for i, b in enumerate(block.get("buttons", []))
+                if "action" in b]
+            for where, action in bound:
+                if action not in known:
+                    raise UIError(f"ui[{index}].{where}: {action!r} is not an action of this "
+                                  f"plugin (it has {', '.join(sorted(known)) or 'none'})")
+    return list(blocks)
