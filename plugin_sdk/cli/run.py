@@ -1,5 +1,4 @@
-"""`cms-plugin`: the plugin author's command line. Exit codes: 0 ok, 1 test failure, 2 usage
-error, 3 plugin fault. Every usage error is one line on stderr."""
+"""`cms-plugin run`: call a module once in the production sandbox and print its output."""
 
 from __future__ import annotations
 
@@ -14,18 +13,9 @@ from typing import Any, NoReturn
 import click
 
 from plugin_sdk import abi
+from plugin_sdk.cli.common import UsageProblem, cache_dir, fault_exit
 
-EXIT_OK, EXIT_TEST_FAILURE, EXIT_USAGE, EXIT_FAULT = 0, 1, 2, 3
 WASM_MAGIC = b"\0asm"
-
-
-class UsageProblem(click.UsageError):
-    """Bad usage: reported as one line and exit code 2."""
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cms-plugin" / "artifacts"
 
 
 def _read_module(path: Path) -> bytes:
@@ -68,13 +58,7 @@ def _json_arg(text: str, what: str) -> Any:
         raise UsageProblem(f"{what} is not valid JSON: {exc}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="cms", prog_name="cms-plugin")
-def cli() -> None:
-    """Build, test and run CMS plugins in the same sandbox the server uses."""
-
-
-@cli.command()
+@click.command()
 @click.argument("module", type=click.Path(path_type=Path))
 @click.option("--action", default="run", show_default=True, help="The action to call.")
 @click.option("--params", "params_text", default="{}", metavar="JSON|@FILE",
@@ -130,13 +114,13 @@ def run(module: Path, action: str, params_text: str, context_text: str, input_te
         plugin_log = logging.getLogger("cms.plugins")
         plugin_log.addHandler(handler)
         plugin_log.setLevel(logging.DEBUG)
-    runtime = Runtime(RuntimeConfig(artifact_dir=_cache_dir(), compile_missing=True))
+    runtime = Runtime(RuntimeConfig(artifact_dir=cache_dir(), compile_missing=True))
     try:
         plugin = runtime.load(wasm, plugin_id=module.stem, version="dev", limits=limits,
                               grants=frozenset(grants))
         result = plugin.call_raw(data, context)
     except PluginFault as fault:
-        _fault(fault, as_json)
+        fault_exit(fault, as_json)
     except EnvelopeError as exc:
         raise UsageProblem(str(exc)) from None
     click.echo(json.dumps(result.output, ensure_ascii=False, indent=None if as_json else 2))
@@ -144,35 +128,3 @@ def run(module: Path, action: str, params_text: str, context_text: str, input_te
         s = result.stats
         click.echo(f"fuel {s.fuel_consumed:,} · memory {s.peak_memory_bytes // 1024:,} KiB · "
                    f"{s.wall_ms:.2f} ms · {s.host_calls} host calls", err=True)
-
-
-def _fault(fault: Any, as_json: bool) -> NoReturn:
-    if as_json:
-        click.echo(json.dumps(fault.as_dict()))
-    else:
-        click.echo(f"plugin fault: {fault.kind}: {fault.message}", err=True)
-    sys.exit(EXIT_FAULT)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI, turning every usage error into one line and exit code 2."""
-    # The runtime logs faults for the server's logs; here the CLI reports them itself.
-    logging.getLogger("cms").addHandler(logging.NullHandler())
-    try:
-        cli.main(args=argv, prog_name="cms-plugin", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:  # bare `cms-plugin`: help, not an error
-        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
-        return EXIT_USAGE
-    except click.UsageError as exc:
-        click.echo(f"cms-plugin: {exc.format_message()}", err=True)
-        return EXIT_USAGE
-    except click.Abort:
-        click.echo("cms-plugin: aborted", err=True)
-        return EXIT_USAGE
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())
