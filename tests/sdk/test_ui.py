@@ -1,0 +1,66 @@
+"""UI blocks: the closed vocabulary is enforced, forms bind only to declared actions, no HTML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from plugin_sdk.ui import BLOCKS, UI_SCHEMA, UIError, check_blocks
+
+EVERY_BLOCK: list[dict[str, Any]] = [
+    {"type": "heading", "text": "Softphone", "level": 2},
+    {"type": "text", "text": "Ready", "tone": "info"},
+    {"type": "key_value", "items": [{"key": "Status", "value": "idle"}]},
+    {"type": "table", "columns": ["When", "Who"], "rows": [["09:00", "Ada"], ["10:00", None]]},
+    {"type": "list", "items": ["one", "two"], "ordered": True},
+    {"type": "form", "action": "dial", "title": "Dial",
+     "fields": [{"name": "number", "label": "Number", "kind": "tel", "required": True},
+                {"name": "code", "label": "Code", "kind": "select",
+                 "options": [{"value": "a", "label": "A"}]}],
+     "buttons": [{"label": "Call", "style": "primary"},
+                 {"label": "Hang up", "action": "hangup", "style": "danger"}]},
+    {"type": "alert", "text": "Saved", "tone": "success"},
+    {"type": "badge", "text": "3 callbacks", "tone": "warning"},
+    {"type": "terminal", "lines": ["AN20DECJFKLHR", "1 BA 178 Y9 J4"]},
+    {"type": "timeline", "items": [{"time": "09:12", "title": "Call", "text": "2 min"}]},
+    {"type": "link", "text": "Call Ada", "href": "tel:+441234567"},
+]
+
+
+def test_every_block_type_is_covered_and_valid() -> None:
+    assert {b["type"] for b in EVERY_BLOCK} == set(BLOCKS)
+    assert check_blocks(EVERY_BLOCK, actions={"dial", "hangup"}) == EVERY_BLOCK
+    assert UI_SCHEMA["items"]["properties"]["type"]["enum"] == sorted(BLOCKS)
+
+
+@pytest.mark.parametrize(("blocks", "message"), [
+    ([{"type": "html", "html": "<b>hi</b>"}], "ui[0].type: 'html' is not one of"),
+    ([{"type": "text", "text": "hi", "html": "<script>"}],
+     "ui[0]: Additional properties are not allowed ('html' was unexpected)"),
+    ([{"type": "heading", "text": "x", "level": 7}], "ui[0].level: 7 is not one of [1, 2, 3]"),
+    ([{"type": "text"}], "ui[0]: 'text' is a required property"),
+    ([{"type": "link", "text": "x", "href": "javascript:alert(1)"}], "ui[0].href: 'javascript:alert(1)' does not match"),
+    ([{"type": "link", "text": "x", "href": "https://evil.example"}], "ui[0].href:"),
+    ([{"type": "alert", "text": "x", "tone": "red"}], "ui[0].tone: 'red' is not one of"),
+    ({"type": "text", "text": "x"}, "ui: {'type': 'text', 'text': 'x'} is not of type 'array'"),
+    ([{"type": "text", "text": "ok"}, {"type": "table", "columns": [], "rows": []}],
+     "ui[1].columns: [] should be non-empty"),
+])
+def test_anything_outside_the_vocabulary_is_refused_with_its_place(blocks: Any, message: str) -> None:
+    with pytest.raises(UIError) as raised:
+        check_blocks(blocks)
+    assert str(raised.value).startswith(message)
+
+
+def test_forms_and_buttons_must_name_declared_actions() -> None:
+    form = [{"type": "form", "action": "dial", "buttons": [{"label": "x", "action": "nuke"}]}]
+    with pytest.raises(UIError) as raised:
+        check_blocks(form, actions={"dial"})
+    assert str(raised.value) == "ui[0].buttons[0].action: 'nuke' is not an action of this plugin (it has dial)"
+    assert check_blocks(form) == form  # without a manifest only the shape is checked
+
+
+def test_too_many_blocks_are_refused() -> None:
+    with pytest.raises(UIError, match="is too long"):
+        check_blocks([{"type": "text", "text": "x"}] * 65)
