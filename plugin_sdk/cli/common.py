@@ -36,7 +36,10 @@ def console(stderr: bool = False) -> Any:
     """A rich console; colours only on a terminal, never with NO_COLOR."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output (CI logs) gets a width that fits the tables instead of rich's 80 columns.
+    width = None if stream.isatty() else 132
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def emit_json(value: Any) -> None:
