@@ -100,7 +100,7 @@ def compile_folder(folder: Path, manifest: Manifest, output: Path) -> bytes:
     """Compile the folder's source into `output`; raises ToolchainError."""
     assert manifest.build_lang is not None and manifest.build_source is not None
     return toolchain.compile_module(manifest.build_lang,  # type: ignore[arg-type]
-                                    folder / manifest.build_source, output)
+                                    folder / manifest.build_source, output, folder)
 
 
 def build(folder: Path, out: Path | None = None, *, check_reproducible: bool = False,

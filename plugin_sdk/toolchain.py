@@ -36,25 +36,29 @@ def zig_available() -> bool:
     return importlib.util.find_spec("ziglang") is not None
 
 
-def command(lang: Lang, source: Path, output: Path) -> list[str]:
-    """The compiler command line for `source` (run from the plugin folder) writing `output`."""
+def command(lang: Lang, source: Path, output: Path, root: Path | None = None) -> list[str]:
+    """The compiler command line for `source` writing `output`, run from `root` (the plugin
+    folder; default the source's folder), with source paths relative to it."""
+    root = root or source.parent
+    relative = str(source.resolve().relative_to(root.resolve()))
     zig = [sys.executable, "-m", "ziglang"]
     if lang == "zig":
         return [*zig, "build-exe", "-target", "wasm32-freestanding", "-O", "ReleaseSmall",
                 "-fno-entry", "-fstrip", "--stack", str(STACK_BYTES),
                 *(f"--export={name}" for name in EXPORTS),
-                "--dep", "cms", f"-Mroot={source.name}", f"-Mcms={GUEST_DIR / 'zig' / 'cms.zig'}",
+                "--dep", "cms", f"-Mroot={relative}", f"-Mcms={GUEST_DIR / 'zig' / 'cms.zig'}",
                 f"-femit-bin={output}"]
     return [*zig, "cc", "--target=wasm32-freestanding", "-Oz", "-nostdlib", "-ffreestanding",
             "-std=c11", "-Wall", "-Werror=implicit-function-declaration",
-            "-fno-ident", f"-ffile-prefix-map={source.parent.resolve()}=.",
+            "-fno-ident", f"-ffile-prefix-map={root.resolve()}=.",
             f"-I{GUEST_DIR / 'c'}", f"-ffile-prefix-map={GUEST_DIR}=cms-sdk",
             "-Wl,--no-entry", "-Wl,--strip-all", f"-Wl,-z,stack-size={STACK_BYTES}",
-            "-o", str(output), source.name]
+            "-o", str(output), relative]
 
 
-def compile_module(lang: Lang, source: Path, output: Path) -> bytes:
-    """Compile `source` into `output` and return the module's bytes.
+def compile_module(lang: Lang, source: Path, output: Path, root: Path | None = None) -> bytes:
+    """Compile `source` into `output` (from `root`, default the source's folder) and return the
+    module's bytes.
 
     Raises ToolchainError when ziglang is not installed or the compiler fails (its message kept).
     """
@@ -64,6 +68,7 @@ def compile_module(lang: Lang, source: Path, output: Path) -> bytes:
         raise ToolchainError("the compiler is not installed: pip install 'cms[sdk]' "
                              f"(brings ziglang=={ZIG_VERSION})")
     source = Path(source)
+    root = Path(root) if root is not None else source.parent
     if not source.is_file():
         raise ToolchainError(f"{source}: no such source file")
     output = Path(output)
@@ -72,7 +77,7 @@ def compile_module(lang: Lang, source: Path, output: Path) -> bytes:
         env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": f"{cache}/global",
                "ZIG_LOCAL_CACHE_DIR": f"{cache}/local"}
         try:
-            done = subprocess.run(command(lang, source, output.resolve()), cwd=source.parent,
+            done = subprocess.run(command(lang, source, output.resolve(), root), cwd=root,
                                   env=env, capture_output=True, text=True,
                                   timeout=COMPILE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
