@@ -7,7 +7,7 @@ PORT ?= 8000
 export PORT
 FLASK := $(BIN)/flask --app cms
 
-.PHONY: run test install install-dev system-deps bench-deps migrate seed bench clean help
+.PHONY: run test install install-dev system-deps bench-deps migrate seed plugins bench clean help
 
 help:
 	@echo "make run    install, migrate, seed demo data, start Gunicorn on PORT (default 8000)"
@@ -45,7 +45,11 @@ migrate: install
 seed: migrate
 	$(FLASK) seed
 
-run: seed
+# Install the built plugins in wasm/ and precompile their runtime artifacts.
+plugins: migrate
+	$(FLASK) plugins sync
+
+run: seed plugins
 	exec $(BIN)/gunicorn -c gunicorn.conf.py
 
 test: install-dev

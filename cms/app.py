@@ -22,6 +22,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from cms.auth.throttle import make_throttle
     from cms.extensions import csrf, db, login_manager, migrate
     from cms.redis_client import make_redis
+    from cms.plugins.hostops import host_ops
+    from cms.plugins.registry import PluginRegistry
     from cms.runtime import Runtime
 
     settings = settings or Settings.from_env()
@@ -48,12 +50,14 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     login_manager.unauthorized_handler(_unauthorized)
 
     redis_client = make_redis(settings.redis_url, settings.redis_socket_timeout)
+    runtime = Runtime(settings.runtime_config(), host_ops())
     app.extensions["cms"] = AppState(
         settings=settings,
         passwords=Passwords(fast=settings.password_hash_fast),
         throttle=make_throttle(redis_client, settings.login_window_seconds),
         redis=redis_client,
-        runtime=Runtime(settings.runtime_config()),
+        runtime=runtime,
+        plugins=PluginRegistry(runtime, settings.plugin_dir),
         admin_nav=[
             NavItem("Users", "admin.users"),
             NavItem("Agencies", "admin.agencies"),
@@ -89,12 +93,14 @@ def _register_blueprints(app: Flask) -> None:
     from cms.bookings import bp as bookings_bp
     from cms.clients import bp as clients_bp
     from cms.health import bp as health_bp
+    from cms.plugins import bp as plugins_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(clients_bp)
     app.register_blueprint(bookings_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(health_bp)
+    app.register_blueprint(plugins_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from cms.auth.passwords import Passwords
     from cms.auth.throttle import LoginThrottle
     from cms.config import Settings
+    from cms.plugins.registry import PluginRegistry
     from cms.runtime import Runtime
 
 
@@ -37,8 +38,9 @@ class AppState:
     redis: redis.Redis | None
     #: The plugin runtime; its engine and ticker start per worker (cms.lifecycle), never here.
     runtime: Runtime
+    #: The built plugins this app can run (read lazily, per process).
+    plugins: PluginRegistry
     admin_nav: list[NavItem] = field(default_factory=list)
-    plugin_slots: tuple[str, ...] = ("dashboard.widget", "client.sidebar", "agent.toolbar")
 
 
 def state() -> AppState:

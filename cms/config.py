@@ -90,6 +90,13 @@ class Settings:
     plugin_max_memory_mb: int = 128
     plugin_max_timeout_ms: int = 10_000
     plugin_artifact_dir: Path | None = None
+    #: Built plugins (`<dir>/<id>/plugin.toml`); the bundled ones are in the repo's wasm/.
+    plugin_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "wasm")
+    #: Compile a missing runtime artifact on first use (development); production refuses and
+    #: expects `flask plugins sync` to have compiled them.
+    plugin_compile_missing: bool = True
+    smtp_url: str | None = None
+    mail_from: str = "noreply@cms.local"
 
     def _checked(self) -> "Settings":
         """Self, after checking the plugin limits against their caps (raises ConfigError)."""
@@ -119,7 +126,8 @@ class Settings:
         except LimitsError as exc:
             raise ConfigError(f"plugin limits: {exc}") from None
         artifacts = self.plugin_artifact_dir or self.instance_path / "artifacts"
-        return RuntimeConfig(artifact_dir=artifacts, defaults=defaults, caps=caps)
+        return RuntimeConfig(artifact_dir=artifacts, defaults=defaults, caps=caps,
+                             compile_missing=self.plugin_compile_missing)
 
     @classmethod
     def from_env(
@@ -163,6 +171,10 @@ class Settings:
             plugin_max_memory_mb=_int(env, "CMS_PLUGIN_MAX_MEMORY_MB", 128, minimum=1),
             plugin_max_timeout_ms=_int(env, "CMS_PLUGIN_MAX_TIMEOUT_MS", 10_000, minimum=1),
             plugin_artifact_dir=Path(artifacts).resolve() if artifacts else None,
+            **({"plugin_dir": Path(env["CMS_PLUGIN_DIR"]).resolve()} if env.get("CMS_PLUGIN_DIR") else {}),
+            plugin_compile_missing=_bool(env, "CMS_PLUGIN_COMPILE_MISSING", mode != "production"),
+            smtp_url=env.get("CMS_SMTP_URL", "").strip() or None,
+            mail_from=env.get("CMS_MAIL_FROM", "").strip() or "noreply@cms.local",
         )._checked()
 
     def with_overrides(self, **changes: Any) -> "Settings":

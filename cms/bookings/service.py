@@ -60,10 +60,12 @@ def create_booking(
     data: BookingInput,
     status: str = BookingStatus.QUOTED.value,
     new_locator: Callable[[], str] = generate_locator,
+    commit: bool = True,
 ) -> Booking:
     """Create and commit a booking for the agency's client, with a fresh record locator.
 
     Raises NotFound (client not in the actor's agency) or ValidationFailed (nothing written).
+    With `commit=False` the rows are only flushed: the caller's transaction decides (plugins).
     """
     client = get_client(session, actor.agency_id, client_id)
     problems = booking_problems(data)
@@ -85,13 +87,14 @@ def create_booking(
     _insert_with_unique_locator(session, booking, new_locator)
     _record(session, actor, booking, "booking.create", after=booking_snapshot(booking))
     _add_activity(session, actor, booking, f"created: {trip_summary(booking)}")
-    session.commit()
+    _finish(session, commit)
     logger.info("booking %s created for client %s", booking.record_locator, client.id)
     return booking
 
 
 def update_booking(
-    session: Session, actor: Actor, booking_id: int, data: BookingInput, expected_version: int
+    session: Session, actor: Actor, booking_id: int, data: BookingInput, expected_version: int,
+    commit: bool = True,
 ) -> Booking:
     """Replace the booking's content and rows in one commit (status is changed by change_status).
 
@@ -120,7 +123,7 @@ def update_booking(
     old, new = changes(before, after)
     _record(session, actor, booking, "booking.update", before=old, after=new)
     _add_activity(session, actor, booking, f"updated: {trip_summary(booking)}")
-    _commit_or_conflict(session)
+    _finish(session, commit)
     return booking
 
 
@@ -130,6 +133,7 @@ def change_status(
     booking_id: int,
     status: str,
     expected_version: int | None = None,
+    commit: bool = True,
 ) -> Booking:
     """Move the booking to `status` (a verb like "cancel" or a status like "cancelled") and commit.
 
@@ -158,7 +162,7 @@ def change_status(
         before={"status": current.value}, after={"status": target.value},
     )
     _add_activity(session, actor, booking, target.value)
-    _commit_or_conflict(session)
+    _finish(session, commit)
     return booking
 
 
@@ -281,6 +285,17 @@ def _add_activity(session: Session, actor: Actor, booking: Booking, what: str) -
             },
         )
     )
+
+
+def _finish(session: Session, commit: bool) -> None:
+    """Commit (a version clash becomes Conflict), or only flush for the caller's transaction."""
+    if commit:
+        _commit_or_conflict(session)
+        return
+    try:
+        session.flush()
+    except StaleDataError:
+        raise Conflict(STALE_MESSAGE) from None
 
 
 def _commit_or_conflict(session: Session) -> None:

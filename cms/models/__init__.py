@@ -12,6 +12,7 @@ from cms.models.clients import (
     normalize_phone,
     normalize_text,
 )
+from cms.models.plugins import Flight, OutboxMail, PluginInstall, PluginValue
 from cms.models.tenancy import Agency, Role, User, UserSession
 from cms.models.types import utcnow
 
@@ -24,8 +25,12 @@ __all__ = [
     "BookingStatus",
     "Cabin",
     "Client",
+    "Flight",
+    "OutboxMail",
     "Passenger",
     "PassengerType",
+    "PluginInstall",
+    "PluginValue",
     "RecentClient",
     "Role",
     "Segment",

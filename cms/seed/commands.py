@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import contextlib
 import sys
 import time
@@ -54,6 +56,30 @@ def _option_problem(agencies: int, agents: int, clients: int, mean: float, passw
     return f"Demo password unusable: {problem}" if problem else None
 
 
+FLIGHT_DAYS = 60
+
+
+def seed_flights(session: Any, start: Any) -> int:
+    """Load the terminal's flight inventory from `start` for FLIGHT_DAYS days, once."""
+    from sqlalchemy import func, select
+
+    from cms.models import Flight
+    from cms.plugins.inventory import demo_schedule
+
+    if session.scalar(select(func.count()).select_from(Flight)):
+        return 0
+    rows = [
+        {"carrier": f.carrier, "flight_number": f.flight_number, "origin": f.origin,
+         "destination": f.destination, "departure_date": f.departure_date, "departs": f.departs,
+         "arrives": f.arrives, "seats": f.seats, "fares": f.fares}
+        for f in demo_schedule(start, FLIGHT_DAYS)
+    ]
+    for at in range(0, len(rows), 5_000):
+        session.execute(Flight.__table__.insert(), rows[at:at + 5_000])
+    session.commit()
+    return len(rows)
+
+
 def _print_summary(report: SeedReport, seconds: float) -> None:
     click.echo(f"Seeding finished in {seconds:.1f} s.")
     click.echo(f"  {'':<11}{'created':>10}{'already present':>18}")
@@ -103,6 +129,9 @@ def seed_command(
     session = db.session()
     seed_bulk(session, SeedPlan(agencies, agents, clients, bookings_per_client), password_hash,
               report, _progressbar)
+    flights = seed_flights(session, utcnow().date())
+    if flights:
+        click.echo(f"Flight inventory: {flights:,} flights added.")
     accounts: list[DemoAccount] = []
     if demo:
         now = utcnow()

@@ -75,4 +75,30 @@
     clone.querySelectorAll("small.error").forEach(function (el) { el.remove(); });
     container.appendChild(clone);
   });
+  // Plugin forms update their own panel in place (the server answers the panel's HTML, made
+  // from the plugin's UI blocks and escaped by the server). Without script they post normally.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute("data-plugin-form") || !window.fetch) { return; }
+    var body = form.closest("[data-panel-body]");
+    if (!body) { return; }
+    event.preventDefault();
+    var data = new FormData(form);
+    if (event.submitter && event.submitter.name) { data.append(event.submitter.name, event.submitter.value); }
+    form.setAttribute("aria-busy", "true");
+    fetch(form.action, { method: "POST", body: data, credentials: "same-origin",
+                         headers: { "X-Partial": "1", "Accept": "text/html" } })
+      .then(function (response) { return response.text(); })
+      .then(function (html) {
+        body.innerHTML = html;
+        var panel = body.closest(".plugin-panel");
+        var failed = body.querySelector(".plugin-fallback") !== null;
+        if (panel) { panel.classList.toggle("is-failing", failed); }
+        var dot = panel && panel.querySelector(".plugin-dot");
+        if (dot) { dot.className = "plugin-dot " + (failed ? "bad" : "ok"); }
+        var focus = body.querySelector("input:not([type=hidden]), textarea, select");
+        if (focus) { focus.focus(); }
+      })
+      .catch(function () { form.removeAttribute("aria-busy"); form.submit(); });
+  });
 })();

@@ -1,0 +1,84 @@
+"""What the CMS keeps for plugins: installs and grants, their key-value storage, the mail outbox,
+and the flight inventory the terminal sells from."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cms.extensions import db
+from cms.models.types import UTCDateTime, utcnow
+
+
+class PluginInstall(db.Model):  # type: ignore[name-defined,misc]
+    """A plugin the CMS runs: on or off, and the capabilities an admin granted it."""
+
+    __tablename__ = "plugin_installs"
+
+    plugin_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    granted: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class PluginValue(db.Model):  # type: ignore[name-defined,misc]
+    """One key of a plugin's storage. `owner_id` is the agency ("plugin" scope), the agent or the
+    client, always within `agency_id`."""
+
+    __tablename__ = "plugin_values"
+    __table_args__ = (
+        UniqueConstraint("plugin_id", "scope", "owner_id", "key", name="uq_plugin_values_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plugin_id: Mapped[str] = mapped_column(String(32))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(8))
+    owner_id: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(128))
+    value: Mapped[Any] = mapped_column(JSON)
+    size: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class OutboxMail(db.Model):  # type: ignore[name-defined,misc]
+    """A mail a plugin sent: queued in the same transaction as the call, delivered after it."""
+
+    __tablename__ = "outbox_mails"
+    __table_args__ = (Index("ix_outbox_mails_agency_created", "agency_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
+    plugin_id: Mapped[str] = mapped_column(String(32))
+    to_addr: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    #: queued (waiting for the relay or kept in the outbox), sent, or failed (see error).
+    status: Mapped[str] = mapped_column(String(8), default="queued")
+    error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Flight(db.Model):  # type: ignore[name-defined,misc]
+    """A scheduled flight with seats left and fares per cabin (seeded by `flask seed`)."""
+
+    __tablename__ = "flights"
+    __table_args__ = (Index("ix_flights_route_date", "origin", "destination", "departure_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier: Mapped[str] = mapped_column(String(2))
+    flight_number: Mapped[str] = mapped_column(String(4))
+    origin: Mapped[str] = mapped_column(String(3))
+    destination: Mapped[str] = mapped_column(String(3))
+    departure_date: Mapped[date] = mapped_column(Date)
+    departs: Mapped[str] = mapped_column(String(5))
+    arrives: Mapped[str] = mapped_column(String(5))
+    seats: Mapped[dict[str, int]] = mapped_column(JSON)
+    fares: Mapped[dict[str, float]] = mapped_column(JSON)

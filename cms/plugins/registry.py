@@ -1,0 +1,95 @@
+"""The plugins this CMS can run: built plugins found in the plugin folder (`wasm/<id>/`), loaded
+into the runtime per grant set, plus what each process saw of their health.
+
+Flask-free; the app keeps one registry on its state. Which plugins are on, and what they may do,
+is in the database (`PluginInstall`); the registry only knows what exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cms.runtime import Plugin, Runtime
+from plugin_sdk.manifest import MANIFEST_NAME, Manifest, ManifestError, load_manifest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuiltPlugin:
+    """A plugin's built manifest and module."""
+
+    manifest: Manifest
+    wasm: bytes
+    folder: Path | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    """The last outcome of a plugin in this process: ok, or the fault kind."""
+
+    ok: bool
+    kind: str | None
+    at: float
+
+
+class PluginRegistry:
+    """Built plugins by id, and their loaded runtime plugins (one per grant set)."""
+
+    def __init__(self, runtime: Runtime, plugin_dir: Path) -> None:
+        self.runtime = runtime
+        self.plugin_dir = plugin_dir
+        self._built: dict[str, BuiltPlugin] | None = None
+        self._loaded: dict[tuple[str, str, frozenset[str]], Plugin] = {}
+        self._health: dict[str, Health] = {}
+        self._lock = threading.Lock()
+
+    def built(self) -> dict[str, BuiltPlugin]:
+        """Every plugin in `plugin_dir/*/plugin.toml` (read once per process; bad ones logged)."""
+        if self._built is None:
+            found: dict[str, BuiltPlugin] = {}
+            for manifest_path in sorted(self.plugin_dir.glob(f"*/{MANIFEST_NAME}")):
+                try:
+                    manifest = load_manifest(manifest_path)
+                    if manifest.module_file is None:
+                        raise ManifestError(str(manifest_path), "module", "missing: not a built plugin")
+                    wasm = (manifest_path.parent / manifest.module_file).read_bytes()
+                except (ManifestError, OSError) as exc:
+                    logger.error("plugin at %s skipped: %s", manifest_path.parent, exc)
+                    continue
+                found[manifest.id] = BuiltPlugin(manifest, wasm, manifest_path.parent)
+            self._built = found
+        return self._built
+
+    def get(self, plugin_id: str) -> BuiltPlugin | None:
+        return self.built().get(plugin_id)
+
+    def add(self, built: BuiltPlugin) -> None:
+        """Make `built` the plugin of its id (tests and the upload flow use this)."""
+        with self._lock:
+            self.built()[built.manifest.id] = built
+            self._loaded = {k: v for k, v in self._loaded.items() if k[0] != built.manifest.id}
+
+    def plugin(self, built: BuiltPlugin, grants: frozenset[str]) -> Plugin:
+        """The runtime plugin for `built` with `grants`; raises PluginFault when it cannot load."""
+        key = (built.manifest.id, built.manifest.version, grants)
+        plugin = self._loaded.get(key)
+        if plugin is None:
+            limits = self.runtime.config.defaults.with_requests(dict(built.manifest.limits),
+                                                                self.runtime.config.caps)
+            plugin = self.runtime.load(built.wasm, plugin_id=built.manifest.id,
+                                       version=built.manifest.version, limits=limits, grants=grants)
+            with self._lock:
+                self._loaded[key] = plugin
+        return plugin
+
+    def note(self, plugin_id: str, kind: str | None) -> None:
+        """Record a call's outcome (None: ok) for the at-a-glance status."""
+        self._health[plugin_id] = Health(kind is None, kind, time.monotonic())
+
+    def health(self, plugin_id: str) -> Health | None:
+        return self._health.get(plugin_id)

@@ -1,0 +1,251 @@
+"""Running plugin actions for an agent: the one path every panel, form and API call takes.
+
+`run_action` checks that the plugin is on and the params fit the action's schema, builds the
+call context from the host's own knowledge (agent, agency, open client, time), runs the call in
+the sandbox, and commits the call's writes only when the plugin answered ok. Every fault maps to
+one typed error; none becomes a 500. `panels` renders a slot, with the fallback text in place of
+a plugin that fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import jsonschema
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cms.audit import Actor
+from cms.clients.service import get_client
+from cms.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from cms.models import Client, PluginInstall, User, utcnow
+from cms.plugins import mail
+from cms.plugins.hostops import HostContext
+from cms.plugins.registry import BuiltPlugin, PluginRegistry
+from cms.runtime import CallStats, PluginFault
+from plugin_sdk import abi
+from plugin_sdk.abi import EnvelopeError, FaultKind
+from plugin_sdk.manifest import Panel
+from plugin_sdk.ui import UIError, check_blocks
+
+logger = logging.getLogger(__name__)
+
+
+class PluginUnavailable(NotFound):
+    """The plugin does not exist here or is off."""
+
+    code = "plugin_unavailable"
+
+
+class PluginParamsInvalid(ValidationFailed):
+    code = "invalid_params"
+
+
+class PluginFaulted(DomainError):
+    """The plugin failed; `kind` is its FaultKind. Nothing it wrote was kept."""
+
+    status = 503
+    code = "plugin_fault"
+    title = "Plugin unavailable"
+
+    def __init__(self, kind: str, message: str, fallback: str) -> None:
+        super().__init__(message, kind=kind, fallback=fallback)
+        self.kind = kind
+        self.fallback = fallback
+
+
+class PluginDenied(PermissionDenied):
+    """The plugin asked for a capability it was not granted."""
+
+    code = "capability_denied"
+
+    def __init__(self, message: str, fallback: str) -> None:
+        super().__init__(message, kind=FaultKind.CAPABILITY_DENIED.value, fallback=fallback)
+        self.kind = FaultKind.CAPABILITY_DENIED.value
+        self.fallback = fallback
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """An action that ran: its checked output envelope and statistics."""
+
+    plugin_id: str
+    action: str
+    output: dict[str, Any]
+    stats: CallStats
+
+    @property
+    def ok(self) -> bool:
+        return self.output.get("ok") is True
+
+    @property
+    def ui(self) -> list[dict[str, Any]]:
+        return list(self.output.get("ui", [])) if self.ok else []
+
+
+@dataclass(frozen=True)
+class PanelView:
+    """One plugin's panel in a slot: its blocks, or why it shows the fallback text."""
+
+    plugin_id: str
+    name: str
+    title: str
+    action: str
+    outcome: ActionOutcome | None
+    error: DomainError | None
+    fallback: str
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is None
+
+
+@dataclass(frozen=True)
+class AgentCall:
+    """Who runs an action, where: plain values the views fill in from the request."""
+
+    actor: Actor
+    agent_name: str
+    client_id: int | None = None
+    slot: str | None = None
+    smtp_url: str | None = None
+    mail_from: str = "noreply@cms.local"
+
+    @classmethod
+    def for_user(cls, user: User, actor: Actor, **kwargs: Any) -> "AgentCall":
+        return cls(actor, user.display_name, **kwargs)
+
+
+def enabled_install(session: Session, registry: PluginRegistry,
+                    plugin_id: str) -> tuple[BuiltPlugin, PluginInstall]:
+    """The plugin and its install row; raises PluginUnavailable when unknown or off."""
+    built = registry.get(plugin_id)
+    install = session.get(PluginInstall, plugin_id) if built else None
+    if built is None or install is None or not install.enabled:
+        raise PluginUnavailable(f"There is no plugin {plugin_id[:40]!r}, or it is turned off.")
+    return built, install
+
+
+def _context(call: AgentCall, client: Client | None, now: datetime) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "agent": {"id": call.actor.user_id, "username": call.actor.username,
+                  "name": call.agent_name, "agency_id": call.actor.agency_id},
+        "now": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if client is not None:
+        context["client"] = {"id": client.id, "name": client.full_name, "phone": client.phone,
+                             "email": client.email}
+    if call.slot:
+        context["slot"] = call.slot
+    return context
+
+
+def run_action(session: Session, registry: PluginRegistry, call: AgentCall, plugin_id: str,
+               action: str, params: Any, now: datetime | None = None) -> ActionOutcome:
+    """Run `action` of `plugin_id` for the agent in `call` and return its checked outcome.
+
+    Raises PluginUnavailable (404), PluginParamsInvalid (422), NotFound (the client is not in
+    the agent's agency), PluginDenied (403) or PluginFaulted (503). Writes of the call are
+    committed only when the plugin answers ok; otherwise nothing it did is kept.
+    """
+    built, install = enabled_install(session, registry, plugin_id)
+    manifest = built.manifest
+    spec = manifest.actions.get(action)
+    if spec is None:
+        raise PluginUnavailable(f"{manifest.name} has no action {action[:40]!r}.")
+    if not isinstance(params, dict):
+        raise PluginParamsInvalid("Params must be a JSON object.")
+    problem = next(iter(jsonschema.Draft202012Validator(spec.params_schema).iter_errors(params)), None)
+    if problem is not None:
+        where = ".".join(str(p) for p in problem.path)
+        raise PluginParamsInvalid(f"Params of {action}: {where + ': ' if where else ''}{problem.message}")
+    assert call.actor.agency_id is not None
+    client = get_client(session, call.actor.agency_id, call.client_id) if call.client_id else None
+    host = HostContext(session=session, plugin_id=plugin_id, agency_id=call.actor.agency_id,
+                       actor=call.actor, client_id=client.id if client else None,
+                       http_allow=manifest.http_allow)
+    try:
+        data = abi.encode_input(action, params, _context(call, client, now or utcnow()))
+    except EnvelopeError as exc:
+        raise PluginParamsInvalid(str(exc)) from None
+    grants = frozenset(install.granted) & manifest.capabilities
+    savepoint = session.begin_nested()
+    try:
+        plugin = registry.plugin(built, grants)
+        result = plugin.call_raw(data, {"host": host})
+        if result.ok:
+            check_blocks(result.output.get("ui", []), manifest.actions)
+    except PluginFault as fault:
+        savepoint.rollback()
+        return _failed(registry, built, fault.kind, fault.message)
+    except UIError as exc:
+        savepoint.rollback()
+        return _failed(registry, built, FaultKind.INVALID_OUTPUT, f"invalid UI blocks: {exc}")
+    except Exception:
+        savepoint.rollback()
+        raise
+    if result.ok:
+        savepoint.commit()
+        session.commit()
+        mail.deliver(session, host.queued_mail, call.smtp_url, call.mail_from)
+    else:
+        savepoint.rollback()
+    registry.note(plugin_id, None)
+    return ActionOutcome(plugin_id, action, result.output, result.stats)
+
+
+def _failed(registry: PluginRegistry, built: BuiltPlugin, kind: str, message: str) -> Any:
+    registry.note(built.manifest.id, str(kind))
+    logger.warning("plugin %s@%s action failed: %s: %s", built.manifest.id, built.manifest.version,
+                   kind, message)
+    if kind == FaultKind.CAPABILITY_DENIED:
+        raise PluginDenied(message, built.manifest.fallback)
+    raise PluginFaulted(str(kind), message, built.manifest.fallback)
+
+
+def panels(session: Session, registry: PluginRegistry, call: AgentCall, slot: str) -> list[PanelView]:
+    """Every enabled plugin's panel for `slot`, rendered; a failing one carries its error and
+    falls back to its manifest's text, and the others render as usual."""
+    installs = {i.plugin_id: i for i in session.scalars(
+        select(PluginInstall).where(PluginInstall.enabled.is_(True)))}
+    views: list[PanelView] = []
+    for plugin_id, built in sorted(registry.built().items()):
+        if plugin_id not in installs:
+            continue
+        for panel in built.manifest.panels:
+            if panel.slot == slot:
+                views.append(render_panel(session, registry, call, built, panel))
+    return views
+
+
+def render_panel(session: Session, registry: PluginRegistry, call: AgentCall, built: BuiltPlugin,
+                 panel: Panel) -> PanelView:
+    """Run the panel's action; a failure is kept in the view (with the fallback), not raised."""
+    outcome: ActionOutcome | None = None
+    error: DomainError | None = None
+    try:
+        outcome = run_action(session, registry, replace(call, slot=panel.slot), built.manifest.id,
+                             panel.action, {})
+    except DomainError as exc:
+        error = exc
+    return PanelView(built.manifest.id, built.manifest.name, panel.title, panel.action, outcome,
+                     error, built.manifest.fallback)
+
+
+def sync_installs(session: Session, registry: PluginRegistry) -> list[str]:
+    """Record every built plugin as installed (on, with what it requests) unless it already is;
+    keep an admin's choices for known plugins. Returns the ids added."""
+    added = []
+    for plugin_id, built in sorted(registry.built().items()):
+        install = session.get(PluginInstall, plugin_id)
+        if install is None:
+            session.add(PluginInstall(plugin_id=plugin_id, version=built.manifest.version,
+                                      enabled=True, granted=sorted(built.manifest.capabilities)))
+            added.append(plugin_id)
+        elif install.version != built.manifest.version:
+            install.version = built.manifest.version
+    session.commit()
+    return added

@@ -1,0 +1,132 @@
+"""Plugin pages and actions: thin views over `cms.plugins.service`.
+
+- POST /plugins/<id>/actions/<action>: an HTML form; with `X-Partial: 1` (the page's script) the
+  answer is the panel's new HTML, otherwise a page with the result.
+- POST /api/plugins/<id>/actions/<action>: JSON params in, the plugin's JSON out. Errors answer
+  {"error": {"kind", "message"}}: 404 off or unknown, 403 capability not granted, 422 bad params,
+  503 plugin fault.
+- GET /plugins/<id>: the plugin's full page (slot "page").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, render_template, request
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from cms.app_state import current_actor, state
+from cms.errors import DomainError, ValidationFailed
+from cms.extensions import db
+from cms.plugins.service import (AgentCall, PanelView, PluginUnavailable, enabled_install, panels,
+                                 render_panel, run_action)
+
+bp = Blueprint("plugins", __name__)
+
+#: Form fields the host adds to every plugin form; never passed to the plugin.
+HOST_FIELDS = ("csrf_token", "__client_id", "__slot", "__action")
+
+
+def agent_call(client_id: int | None = None, slot: str | None = None) -> AgentCall:
+    settings = state().settings
+    return AgentCall.for_user(current_user, current_actor(), client_id=client_id, slot=slot,
+                              smtp_url=settings.smtp_url, mail_from=settings.mail_from)
+
+
+def _client_id(value: Any) -> int | None:
+    try:
+        number = int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        raise ValidationFailed("client_id must be a number.") from None
+    return number if number and number > 0 else None
+
+
+@bp.app_context_processor
+def _slots() -> dict[str, Any]:
+    def plugin_panels(slot: str, client_id: int | None = None) -> list[PanelView]:
+        if not current_user.is_authenticated or current_user.agency_id is None:
+            return []
+        return panels(db.session, state().plugins, agent_call(client_id), slot)
+    return {"plugin_panels": plugin_panels}
+
+
+def _form_params(schema: dict[str, Any]) -> dict[str, Any]:
+    """Form fields as the action's params: numbers and booleans converted by its schema."""
+    properties = schema.get("properties", {})
+    params: dict[str, Any] = {}
+    for name in request.form:
+        if name in HOST_FIELDS:
+            continue
+        raw = request.form.get(name, "")
+        kind = properties.get(name, {}).get("type")
+        if kind in ("integer", "number"):
+            if raw.strip() == "":
+                continue
+            try:
+                params[name] = int(raw) if kind == "integer" else float(raw)
+            except ValueError:
+                raise ValidationFailed(f"{name} must be a number.") from None
+        elif kind == "boolean":
+            params[name] = raw.lower() in ("1", "true", "on", "yes")
+        elif raw == "" and name not in schema.get("required", []):
+            continue
+        else:
+            params[name] = raw
+    for name, prop in properties.items():  # an unchecked checkbox sends nothing
+        if prop.get("type") == "boolean" and name not in params and name in request.form.getlist("__checkboxes"):
+            params[name] = False
+    return params
+
+
+@bp.post("/plugins/<plugin_id>/actions/<action>")
+@login_required
+def form_action(plugin_id: str, action: str) -> Any:
+    built, _ = enabled_install(db.session, state().plugins, plugin_id)
+    action = request.form.get("__action") or action
+    spec = built.manifest.actions.get(action)
+    if spec is None:
+        raise PluginUnavailable(f"{built.manifest.name} has no action {action[:40]!r}.")
+    client_id = _client_id(request.form.get("__client_id"))
+    slot = request.form.get("__slot") or None
+    title = next((p.title for p in built.manifest.panels if p.slot == slot), built.manifest.name)
+    try:
+        outcome = run_action(db.session, state().plugins, agent_call(client_id), plugin_id, action,
+                             _form_params(spec.params_schema))
+        panel = PanelView(plugin_id, built.manifest.name, title, action, outcome, None,
+                          built.manifest.fallback)
+        status = 200 if outcome.ok else 422
+    except DomainError as exc:
+        panel = PanelView(plugin_id, built.manifest.name, title, action, None, exc,
+                          built.manifest.fallback)
+        status = exc.status
+    if request.headers.get("X-Partial") == "1":
+        return render_template("plugins/_panel_body.html", panel=panel, slot=slot,
+                               client_id=client_id), status
+    return render_template("plugins/result.html", panel=panel, slot=slot, client_id=client_id,
+                           back=request.referrer), status
+
+
+@bp.post("/api/plugins/<plugin_id>/actions/<action>")
+@login_required
+def api_action(plugin_id: str, action: str) -> Response:
+    params = request.get_json(silent=True)
+    if params is None:
+        raise ValidationFailed("Send the action's params as a JSON object (Content-Type: application/json).")
+    outcome = run_action(db.session, state().plugins,
+                         agent_call(_client_id(request.args.get("client_id"))), plugin_id, action,
+                         params)
+    return jsonify({**outcome.output, "stats": outcome.stats.as_dict()})
+
+
+@bp.get("/plugins/<plugin_id>")
+@login_required
+def page(plugin_id: str) -> str:
+    built, _ = enabled_install(db.session, state().plugins, plugin_id)
+    spec = next((p for p in built.manifest.panels if p.slot == "page"), None)
+    if spec is None:
+        abort(404)
+    client_id = _client_id(request.args.get("client"))
+    panel = render_panel(db.session, state().plugins, agent_call(client_id), built, spec)
+    return render_template("plugins/page.html", panel=panel, manifest=built.manifest,
+                           client_id=client_id)
