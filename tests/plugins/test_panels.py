@@ -1,0 +1,107 @@
+"""Panels in the agent UI: rendered from UI blocks and escaped; a failing plugin shows its
+fallback text while the rest of the page renders; form actions update their panel in place."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+
+from tests.conftest import Browser, Personas
+from tests.plugins.conftest import built, install
+from tests.plugins.test_api import make_client
+from tests.runtime import guests
+
+BROKEN = """id = "{id}"
+name = "{name}"
+version = "1.0.0"
+abi = 1
+description = "A plugin that fails, for tests."
+authors = ["CMS Team <plugins@cms.example>"]
+min_cms_version = "0.1.0"
+fallback = "{name} unavailable: use your desk phone"
+
+[build]
+lang = "c"
+source = "x.c"
+
+[[panels]]
+slot = "client.sidebar"
+action = "panel"
+title = "{name}"
+
+[[panels]]
+slot = "dashboard.widget"
+action = "panel"
+title = "{name}"
+
+[actions.panel]
+"""
+
+
+def broken(app: Flask, plugin_id: str, name: str, wasm: bytes) -> None:
+    install(app, built(BROKEN.format(id=plugin_id, name=name), wasm))
+
+
+def test_the_client_page_shows_the_panel_with_escaped_text(app: Flask, personas: Personas,
+                                                           browser: Browser) -> None:
+    client_id = make_client(app, personas.agency_a_id, first_name="Ada", last_name="<Lovelace>")
+    browser.login(personas.agent_a)
+    page = browser.get(f"/clients/{client_id}").get_data(as_text=True)
+    assert 'data-plugin="probe"' in page
+    assert "Ada &lt;Lovelace&gt;" in page  # the client's name came back through the plugin
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in page and "<b>not bold</b>" not in page
+    assert 'action="/plugins/probe/actions/call"' in page
+    assert f'name="__client_id" value="{client_id}"' in page
+
+
+def test_a_failing_plugin_shows_its_fallback_and_the_page_still_renders(
+        app: Flask, personas: Personas, browser: Browser) -> None:
+    broken(app, "dialer", "Softphone", guests.returning("unreachable"))
+    broken(app, "fancy", "Fancy", guests.constant(
+        b'{"ok":true,"ui":[{"type":"html","html":"<script>alert(1)</script>"}]}'))
+    client_id = make_client(app, personas.agency_a_id, first_name="Ada", last_name="Lovelace")
+    browser.login(personas.agent_a)
+    response = browser.get(f"/clients/{client_id}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Softphone unavailable: use your desk phone" in page
+    assert 'data-fault="trap"' in page and 'data-fault="invalid_output"' in page
+    assert "<script>alert(1)</script>" not in page
+    assert "Ada Lovelace" in page and 'data-plugin="probe"' in page  # the rest works
+    assert page.count('class="plugin-dot bad"') == 2 and page.count('class="plugin-dot ok"') == 1
+    dashboard = browser.get("/").get_data(as_text=True)
+    assert "Softphone unavailable: use your desk phone" in dashboard and "My recent clients" in dashboard
+
+
+def test_a_form_action_updates_its_panel(app: Flask, personas: Personas, browser: Browser) -> None:
+    client_id = make_client(app, personas.agency_a_id)
+    browser.login(personas.agent_a)
+    form = {"count": "5", "__client_id": str(client_id), "__slot": "client.sidebar"}
+    partial = browser.post("/plugins/probe/actions/call", form, headers={"X-Partial": "1"})
+    assert partial.status_code == 200
+    fragment = partial.get_data(as_text=True)
+    assert "count 5" in fragment and "<html" not in fragment
+    full = browser.post("/plugins/probe/actions/call", form)
+    assert full.status_code == 200 and "<html" in full.get_data(as_text=True)
+    assert "count 5" in full.get_data(as_text=True)
+
+
+def test_a_form_with_bad_params_answers_422_with_the_reason(app: Flask, personas: Personas,
+                                                           browser: Browser) -> None:
+    browser.login(personas.agent_a)
+    response = browser.post("/plugins/probe/actions/call", {"count": "-1"}, headers={"X-Partial": "1"})
+    assert response.status_code == 422
+    assert "Params of call: count: -1 is less than the minimum of 0" in response.get_data(as_text=True)
+    response = browser.post("/plugins/probe/actions/call", {"count": "many"}, headers={"X-Partial": "1"})
+    assert response.status_code == 422 and "count must be a number." in response.get_data(as_text=True)
+
+
+def test_a_faulting_form_action_shows_the_fallback(app: Flask, personas: Personas,
+                                                  browser: Browser) -> None:
+    browser.login(personas.agent_a)
+    response = browser.post("/plugins/probe/actions/call", {"then": "trap"}, headers={"X-Partial": "1"})
+    assert response.status_code == 503
+    body = response.get_data(as_text=True)
+    assert "Probe unavailable: test fallback text." in body and 'data-fault="trap"' in body
+    assert re.search(r"Probe is not working right now \(trap\)", body)
