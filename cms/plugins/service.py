@@ -235,6 +235,40 @@ def render_panel(session: Session, registry: PluginRegistry, call: AgentCall, bu
                      error, built.manifest.fallback)
 
 
+@dataclass(frozen=True)
+class PluginStatus:
+    """What the agent's status strip shows for one plugin: working, failing or not used yet."""
+
+    plugin_id: str
+    name: str
+    state: str  # "ok", "failing" or "idle"
+    detail: str
+
+
+RECENT_S = 600.0
+
+
+def plugin_statuses(session: Session, registry: PluginRegistry) -> list[PluginStatus]:
+    """Every enabled plugin with its last outcome in this process (faults in the last 10 min)."""
+    import time
+
+    statuses = []
+    enabled = set(session.scalars(select(PluginInstall.plugin_id).where(
+        PluginInstall.enabled.is_(True))))
+    for plugin_id, built in sorted(registry.built().items()):
+        if plugin_id not in enabled:
+            continue
+        health = registry.health(plugin_id)
+        if health is None or (not health.ok and time.monotonic() - health.at > RECENT_S):
+            statuses.append(PluginStatus(plugin_id, built.manifest.name, "idle", "not used yet"))
+        elif health.ok:
+            statuses.append(PluginStatus(plugin_id, built.manifest.name, "ok", "working"))
+        else:
+            statuses.append(PluginStatus(plugin_id, built.manifest.name, "failing",
+                                         f"failing ({(health.kind or 'fault').replace('_', ' ')})"))
+    return statuses
+
+
 def sync_installs(session: Session, registry: PluginRegistry) -> list[str]:
     """Record every built plugin as installed (on, with what it requests) unless it already is;
     keep an admin's choices for known plugins. Returns the ids added."""

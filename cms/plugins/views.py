@@ -19,8 +19,9 @@ from werkzeug.wrappers import Response
 from cms.app_state import current_actor, state
 from cms.errors import DomainError, ValidationFailed
 from cms.extensions import db
-from cms.plugins.service import (AgentCall, PanelView, PluginUnavailable, enabled_install, panels,
-                                 render_panel, run_action)
+from cms.plugins.service import (AgentCall, PanelView, PluginStatus, PluginUnavailable,
+                                 enabled_install, panels, plugin_statuses, render_panel,
+                                 run_action)
 
 bp = Blueprint("plugins", __name__)
 
@@ -48,7 +49,12 @@ def _slots() -> dict[str, Any]:
         if not current_user.is_authenticated or current_user.agency_id is None:
             return []
         return panels(db.session, state().plugins, agent_call(client_id), slot)
-    return {"plugin_panels": plugin_panels}
+
+    def plugin_status() -> list[PluginStatus]:
+        if not current_user.is_authenticated:
+            return []
+        return plugin_statuses(db.session, state().plugins)
+    return {"plugin_panels": plugin_panels, "plugin_status": plugin_status}
 
 
 def _form_params(schema: dict[str, Any]) -> dict[str, Any]:

@@ -69,3 +69,10 @@ def app(tmp_path: Path, probe_wasm: bytes) -> Iterator[Flask]:
 @pytest.fixture
 def personas(app: Flask) -> Personas:
     return create_personas(app)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_app(request: pytest.FixtureRequest, tmp_path: Path, probe_wasm: bytes) -> Iterator[Flask]:
+    """The plugin app on SQLite and again on PostgreSQL (transactions behave differently)."""
+    url = request.getfixturevalue("postgres_schema_url") if request.param == "postgresql" else None
+    yield from make_plugin_app(tmp_path, probe_wasm, url)

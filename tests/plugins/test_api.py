@@ -139,3 +139,26 @@ def test_writes_are_kept_only_when_the_plugin_answers_ok(
                  ("bookings.create", {"client_id": client_id, "passengers": [PAX],
                                       "segments": [SEGMENT]})).status_code == 200
     assert count(app, PluginValue) == 1 and count(app, Booking) == 1
+
+
+@pytest.mark.parametrize("then", ["trap", "error", "ok"])
+def test_transactional_writes_on_both_databases(any_db_app: Flask, then: str) -> None:
+    from tests.conftest import create_personas
+
+    app = any_db_app
+    personas = create_personas(app)
+    client_id = make_client(app, personas.agency_a_id)
+    browser = Browser(app.test_client())
+    browser.login(personas.agent_a)
+    # A booking is made, then the kv quota refuses a value: the plugin still decides the outcome.
+    response = calls(browser, ("bookings.create", {"client_id": client_id, "passengers": [PAX],
+                                                   "segments": [SEGMENT]}),
+                     ("kv.set", {"key": "a", "value": 1}),
+                     ("kv.set", {"key": "b", "value": "x" * 20_000}), then=then)
+    assert response.status_code == {"trap": 503, "error": 200, "ok": 200}[then]
+    kept = then == "ok"
+    assert count(app, Booking) == int(kept) and count(app, PluginValue) == int(kept)
+    if kept:
+        answers = response.get_json()["result"]["answers"]
+        assert [a["ok"] for a in answers] == [True, True, False]
+        assert answers[2]["error"]["code"] == "too_large"

@@ -69,7 +69,8 @@ def test_a_failing_plugin_shows_its_fallback_and_the_page_still_renders(
     assert 'data-fault="trap"' in page and 'data-fault="invalid_output"' in page
     assert "<script>alert(1)</script>" not in page
     assert "Ada Lovelace" in page and 'data-plugin="probe"' in page  # the rest works
-    assert page.count('class="plugin-dot bad"') == 2 and page.count('class="plugin-dot ok"') == 1
+    assert page.count('class="plugin-panel is-failing"') == 2
+    assert page.count('class="plugin-panel"') == 1
     dashboard = browser.get("/").get_data(as_text=True)
     assert "Softphone unavailable: use your desk phone" in dashboard and "My recent clients" in dashboard
 
@@ -105,3 +106,14 @@ def test_a_faulting_form_action_shows_the_fallback(app: Flask, personas: Persona
     body = response.get_data(as_text=True)
     assert "Probe unavailable: test fallback text." in body and 'data-fault="trap"' in body
     assert re.search(r"Probe is not working right now \(trap\)", body)
+
+
+def test_the_status_strip_tells_which_plugins_work(app: Flask, personas: Personas,
+                                                   browser: Browser) -> None:
+    broken(app, "dialer", "Softphone", guests.returning("unreachable"))
+    client_id = make_client(app, personas.agency_a_id)
+    browser.login(personas.agent_a)
+    page = browser.get(f"/clients/{client_id}").get_data(as_text=True)
+    assert re.search(r'data-plugin-status="dialer" data-state="failing"', page)
+    assert re.search(r'data-plugin-status="probe" data-state="ok"', page)
+    assert 'Softphone <span class="small">(failing (trap))</span>' in page
