@@ -69,3 +69,11 @@ def deliver(session: Session, mail_ids: list[int], smtp_url: str | None, sender:
             if mail.status != "sent":
                 mail.status, mail.error = "failed", f"{type(exc).__name__}: {exc}"[:300]
     session.commit()
+
+
+def outbox(session: Session, agency_id: int | None, limit: int = 100) -> list[OutboxMail]:
+    """The newest outbox mails: of one agency, or of every agency for `agency_id=None` (admins)."""
+    stmt = select(OutboxMail).order_by(OutboxMail.created_at.desc(), OutboxMail.id.desc()).limit(limit)
+    if agency_id is not None:
+        stmt = stmt.where(OutboxMail.agency_id == agency_id)
+    return list(session.scalars(stmt))

@@ -136,3 +136,15 @@ def page(plugin_id: str) -> str:
     panel = render_panel(db.session, state().plugins, agent_call(client_id), built, spec)
     return render_template("plugins/page.html", panel=panel, manifest=built.manifest,
                            client_id=client_id)
+
+
+@bp.get("/outbox")
+@login_required
+def outbox() -> str:
+    """Mail sent by plugins: the agent's agency's, or every agency's for admins."""
+    from cms.plugins.mail import outbox as newest
+
+    everyone = current_user.is_admin and request.args.get("all") == "1"
+    mails = newest(db.session, None if everyone else current_user.agency_id)
+    return render_template("plugins/outbox.html", mails=mails, everyone=everyone,
+                           relay=state().settings.smtp_url is not None)

@@ -28,6 +28,10 @@ from cms.runtime.results import HostFault
 logger = logging.getLogger(__name__)
 
 MAX_LOG_LINE_BYTES = 2048
+#: Plugin log lines per plugin and process: a burst of LOG_BURST, then LOG_PER_SECOND; the rest
+#: are dropped (and counted), so a chatty plugin cannot flood the server's logs.
+LOG_BURST = 100
+LOG_PER_SECOND = 20.0
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_ANSWER_BYTES = 256 * 1024
 
@@ -57,6 +61,7 @@ class CallContext:
     context: Mapping[str, Any] = field(default_factory=dict)
     host_calls: int = 0
     log: list[tuple[str, str]] = field(default_factory=list)
+    log_dropped: int = 0
 
     def count(self, what: str) -> None:
         """Count one host call; raise HostFault(capability_denied) past the per-call budget."""
@@ -129,6 +134,18 @@ class HostFunctions:
         self.ops = ops
         self._local = threading.local()
         self._executor = _Executor()
+        self._log_tokens: dict[str, tuple[float, float]] = {}
+        self._log_lock = threading.Lock()
+
+    def _log_allowed(self, plugin_id: str) -> bool:
+        """Token bucket per plugin: True when this line may be written."""
+        now = time.monotonic()
+        with self._log_lock:
+            tokens, last = self._log_tokens.get(plugin_id, (float(LOG_BURST), now))
+            tokens = min(float(LOG_BURST), tokens + (now - last) * LOG_PER_SECOND)
+            allowed = tokens >= 1.0
+            self._log_tokens[plugin_id] = (tokens - 1.0 if allowed else tokens, now)
+        return allowed
 
     # The runtime brackets every guest call with these two.
     def enter(self, call: CallContext) -> None:
@@ -158,6 +175,9 @@ class HostFunctions:
         name = abi.LOG_LEVELS[level] if 0 <= level < len(abi.LOG_LEVELS) else "info"
         line = data.decode("utf-8", errors="replace")
         call.log.append((name, line))
+        if not self._log_allowed(call.plugin_id):
+            call.log_dropped += 1
+            return
         logging.getLogger(f"cms.plugins.{call.plugin_id}").log(
             logging.getLevelName(name.upper()), "%s@%s: %s", call.plugin_id, call.version, line)
 

@@ -233,3 +233,19 @@ def test_a_dead_relay_marks_the_mail_failed_not_the_plugin(tmp_path: Path, probe
         with app.app_context():
             mail = db.session.get(OutboxMail, sent["result"]["id"])
             assert mail is not None and mail.status == "failed" and "Connection refused" in (mail.error or "")
+
+
+def test_the_outbox_shows_an_agencys_mail_to_its_agents_and_all_to_admins(
+        app: Flask, personas: Personas, browser: Browser) -> None:
+    browser.login(personas.agent_a)
+    one(browser, "mail.send", {"to": "ada@example.com", "subject": "Alpha <itinerary>", "body": "b"})
+    browser.logout()
+    browser.login(personas.agent_b)
+    one(browser, "mail.send", {"to": "bob@example.com", "subject": "Beta quote", "body": "b"})
+    page = browser.get("/outbox").get_data(as_text=True)
+    assert "Beta quote" in page and "Alpha" not in page and "No mail relay is configured" in page
+    browser.logout()
+    browser.login(personas.admin)
+    assert "Beta quote" not in browser.get("/outbox").get_data(as_text=True)
+    everyone = browser.get("/outbox?all=1").get_data(as_text=True)
+    assert "Beta quote" in everyone and "Alpha &lt;itinerary&gt;" in everyone

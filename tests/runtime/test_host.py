@@ -209,3 +209,15 @@ def test_a_full_sandbox_pool_is_a_host_error_not_the_plugins(tmp_path: Path, bac
     [fault] = inner_faults
     assert fault.kind == FaultKind.HOST_ERROR
     assert fault.message.startswith("no free sandbox slot in this process")
+
+
+def test_plugin_log_lines_are_rate_limited(host_runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    from cms.runtime.host import LOG_BURST
+
+    caplog.set_level(logging.INFO, logger="cms.plugins")
+    plugin = host_runtime.load(guests.host_caller([{"op": "nope"}], log_lines=50), plugin_id="chatty",
+                               version="1", grants=frozenset({"log"}))
+    for _ in range(4):  # 200 lines at once: the burst passes, the rest is dropped
+        plugin.call("go")
+    written = [r for r in caplog.records if r.name == "cms.plugins.chatty"]
+    assert LOG_BURST <= len(written) < 200
