@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from cms.auth.throttle import make_throttle
     from cms.extensions import csrf, db, login_manager, migrate
     from cms.redis_client import make_redis
+    from cms.plugins.breaker import FaultCounter
     from cms.plugins.hostops import host_ops
     from cms.plugins.registry import PluginRegistry
     from cms.runtime import Runtime
@@ -57,7 +58,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         throttle=make_throttle(redis_client, settings.login_window_seconds),
         redis=redis_client,
         runtime=runtime,
-        plugins=PluginRegistry(runtime, settings.plugin_dir),
+        plugins=PluginRegistry(runtime, settings.plugin_dir,
+                               FaultCounter(redis_client, settings.quarantine_faults,
+                                            settings.quarantine_window_s)),
         admin_nav=[
             NavItem("Users", "admin.users"),
             NavItem("Agencies", "admin.agencies"),

@@ -97,6 +97,9 @@ class Settings:
     plugin_compile_missing: bool = True
     smtp_url: str | None = None
     mail_from: str = "noreply@cms.local"
+    #: The circuit breaker: this many faults of one plugin version in the window quarantine it.
+    quarantine_faults: int = 5
+    quarantine_window_s: int = 60
 
     def _checked(self) -> "Settings":
         """Self, after checking the plugin limits against their caps (raises ConfigError)."""
@@ -175,6 +178,8 @@ class Settings:
             plugin_compile_missing=_bool(env, "CMS_PLUGIN_COMPILE_MISSING", mode != "production"),
             smtp_url=env.get("CMS_SMTP_URL", "").strip() or None,
             mail_from=env.get("CMS_MAIL_FROM", "").strip() or "noreply@cms.local",
+            quarantine_faults=_int(env, "CMS_QUARANTINE_FAULTS", 5, minimum=1),
+            quarantine_window_s=_int(env, "CMS_QUARANTINE_WINDOW_SECONDS", 60, minimum=1),
         )._checked()
 
     def with_overrides(self, **changes: Any) -> "Settings":

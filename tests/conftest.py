@@ -102,6 +102,9 @@ def build_app(settings: Settings) -> Iterator[Flask]:
         db.session.remove()
         db.drop_all()
         db.engine.dispose()
+    # Stop the plugin ticker so the engine and its reserved sandbox pool can be freed: a test run
+    # builds hundreds of apps.
+    app.extensions["cms"].runtime.close()
 
 
 @pytest.fixture

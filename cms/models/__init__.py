@@ -12,7 +12,8 @@ from cms.models.clients import (
     normalize_phone,
     normalize_text,
 )
-from cms.models.plugins import Flight, OutboxMail, PluginInstall, PluginValue
+from cms.models.plugins import (Flight, OutboxMail, PluginInstall, PluginValue, PluginVersion,
+                                TrustedKey)
 from cms.models.tenancy import Agency, Role, User, UserSession
 from cms.models.types import utcnow
 
@@ -31,9 +32,11 @@ __all__ = [
     "PassengerType",
     "PluginInstall",
     "PluginValue",
+    "PluginVersion",
     "RecentClient",
     "Role",
     "Segment",
+    "TrustedKey",
     "User",
     "UserSession",
     "client_search_keys",

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cms.extensions import db
@@ -14,7 +15,9 @@ from cms.models.types import UTCDateTime, utcnow
 
 
 class PluginInstall(db.Model):  # type: ignore[name-defined,misc]
-    """A plugin the CMS runs: on or off, and the capabilities an admin granted it."""
+    """A plugin the CMS runs: on or off, the capabilities an admin granted it, and which versions
+    agents get: `version` (current), `canary_version` for `canary_percent` of agents (a sticky
+    cohort), and `previous_version`, the last good one a rollback returns to."""
 
     __tablename__ = "plugin_installs"
 
@@ -22,7 +25,48 @@ class PluginInstall(db.Model):  # type: ignore[name-defined,misc]
     version: Mapped[str] = mapped_column(String(64))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     granted: Mapped[list[str]] = mapped_column(JSON, default=list)
+    canary_version: Mapped[str | None] = mapped_column(String(64))
+    canary_percent: Mapped[int] = mapped_column(Integer, default=0)
+    previous_version: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class PluginVersion(db.Model):  # type: ignore[name-defined,misc]
+    """One version of a plugin, as uploaded (or bundled): its built manifest and module, who
+    signed it, what the staging gate measured, and whether it is quarantined."""
+
+    __tablename__ = "plugin_versions"
+    __table_args__ = (UniqueConstraint("plugin_id", "version", name="uq_plugin_versions"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plugin_id: Mapped[str] = mapped_column(String(32), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    manifest_text: Mapped[str] = mapped_column(Text)
+    wasm: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded once per process
+    vectors: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    source: Mapped[str] = mapped_column(String(16), default="upload")  # "bundled" or "upload"
+    signer_key_id: Mapped[str | None] = mapped_column(String(16))
+    uploaded_by: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: pending, passed, failed (vectors, soak or load) or regressed (>20 % fuel or memory).
+    gate_status: Mapped[str] = mapped_column(String(12), default="pending")
+    gate_report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    gate_override: Mapped[str | None] = mapped_column(String(500))
+    quarantined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    quarantine_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class TrustedKey(db.Model):  # type: ignore[name-defined,misc]
+    """An author's public key whose signed packages the CMS accepts."""
+
+    __tablename__ = "trusted_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(120))
+    name: Mapped[str] = mapped_column(String(80))
+    added_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class PluginValue(db.Model):  # type: ignore[name-defined,misc]

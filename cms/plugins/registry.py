@@ -10,11 +10,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from cms.plugins.breaker import FaultCounter
 from cms.runtime import Plugin, Runtime
-from plugin_sdk.manifest import MANIFEST_NAME, Manifest, ManifestError, load_manifest
+from plugin_sdk.manifest import MANIFEST_NAME, Manifest, ManifestError, load_manifest, parse_manifest
+
+if TYPE_CHECKING:
+    from cms.models import PluginVersion
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +31,8 @@ class BuiltPlugin:
     manifest: Manifest
     wasm: bytes
     folder: Path | None = None
+    manifest_text: str = ""
+    vectors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -40,9 +47,11 @@ class Health:
 class PluginRegistry:
     """Built plugins by id, and their loaded runtime plugins (one per grant set)."""
 
-    def __init__(self, runtime: Runtime, plugin_dir: Path) -> None:
+    def __init__(self, runtime: Runtime, plugin_dir: Path, faults: FaultCounter | None = None) -> None:
         self.runtime = runtime
         self.plugin_dir = plugin_dir
+        self.faults = faults or FaultCounter(None)
+        self._versions: dict[tuple[str, str, str], BuiltPlugin] = {}
         self._built: dict[str, BuiltPlugin] | None = None
         self._loaded: dict[tuple[str, str, frozenset[str]], Plugin] = {}
         self._health: dict[str, Health] = {}
@@ -58,21 +67,29 @@ class PluginRegistry:
                     if manifest.module_file is None:
                         raise ManifestError(str(manifest_path), "module", "missing: not a built plugin")
                     wasm = (manifest_path.parent / manifest.module_file).read_bytes()
+                    vectors = {f"{manifest.tests}/{p.name}": p.read_text(encoding="utf-8")
+                               for p in sorted((manifest_path.parent / manifest.tests).glob("*.json"))}
                 except (ManifestError, OSError) as exc:
                     logger.error("plugin at %s skipped: %s", manifest_path.parent, exc)
                     continue
-                found[manifest.id] = BuiltPlugin(manifest, wasm, manifest_path.parent)
+                found[manifest.id] = BuiltPlugin(manifest, wasm, manifest_path.parent,
+                                                 manifest_path.read_text(encoding="utf-8"), vectors)
             self._built = found
         return self._built
 
     def get(self, plugin_id: str) -> BuiltPlugin | None:
         return self.built().get(plugin_id)
 
-    def add(self, built: BuiltPlugin) -> None:
-        """Make `built` the plugin of its id (tests and the upload flow use this)."""
-        with self._lock:
-            self.built()[built.manifest.id] = built
-            self._loaded = {k: v for k, v in self._loaded.items() if k[0] != built.manifest.id}
+    def for_version(self, row: PluginVersion) -> BuiltPlugin:
+        """The built plugin of a stored version (its module read from the database once)."""
+        key = (row.plugin_id, row.version, row.sha256)
+        built = self._versions.get(key)
+        if built is None:
+            manifest = parse_manifest(row.manifest_text, f"{row.plugin_id} {row.version}")
+            built = BuiltPlugin(manifest, row.wasm, None, row.manifest_text, dict(row.vectors))
+            with self._lock:
+                self._versions[key] = built
+        return built
 
     def plugin(self, built: BuiltPlugin, grants: frozenset[str]) -> Plugin:
         """The runtime plugin for `built` with `grants`; raises PluginFault when it cannot load."""

@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 from cms.audit import Actor
 from cms.clients.service import get_client
 from cms.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
-from cms.models import Client, PluginInstall, User, utcnow
+from cms.models import Client, PluginInstall, PluginVersion, User, utcnow
 from cms.plugins import mail
 from cms.plugins.hostops import HostContext
+from cms.plugins.lifecycle import quarantine, register_bundled, serving_version
 from cms.plugins.registry import BuiltPlugin, PluginRegistry
 from cms.runtime import CallStats, PluginFault
 from plugin_sdk import abi
@@ -119,14 +120,18 @@ class AgentCall:
         return cls(actor, user.display_name, **kwargs)
 
 
-def enabled_install(session: Session, registry: PluginRegistry,
-                    plugin_id: str) -> tuple[BuiltPlugin, PluginInstall]:
-    """The plugin and its install row; raises PluginUnavailable when unknown or off."""
-    built = registry.get(plugin_id)
-    install = session.get(PluginInstall, plugin_id) if built else None
-    if built is None or install is None or not install.enabled:
+def resolve(session: Session, registry: PluginRegistry, plugin_id: str,
+            user_id: int) -> tuple[BuiltPlugin, PluginInstall]:
+    """The version of `plugin_id` this agent gets, and the install; raises PluginUnavailable
+    when the plugin is unknown, off, or every usable version is quarantined."""
+    install = session.get(PluginInstall, plugin_id)
+    if install is None or not install.enabled:
         raise PluginUnavailable(f"There is no plugin {plugin_id[:40]!r}, or it is turned off.")
-    return built, install
+    row = serving_version(session, install, user_id)
+    if row is None:
+        raise PluginUnavailable(f"{plugin_id} is quarantined and has no good version to fall "
+                                "back to.")
+    return registry.for_version(row), install
 
 
 def _context(call: AgentCall, client: Client | None, now: datetime) -> dict[str, Any]:
@@ -151,7 +156,8 @@ def run_action(session: Session, registry: PluginRegistry, call: AgentCall, plug
     the agent's agency), PluginDenied (403) or PluginFaulted (503). Writes of the call are
     committed only when the plugin answers ok; otherwise nothing it did is kept.
     """
-    built, install = enabled_install(session, registry, plugin_id)
+    assert call.actor.user_id is not None
+    built, install = resolve(session, registry, plugin_id, call.actor.user_id)
     manifest = built.manifest
     spec = manifest.actions.get(action)
     if spec is None:
@@ -180,10 +186,10 @@ def run_action(session: Session, registry: PluginRegistry, call: AgentCall, plug
             check_blocks(result.output.get("ui", []), manifest.actions)
     except PluginFault as fault:
         savepoint.rollback()
-        return _failed(registry, built, fault.kind, fault.message)
+        return _failed(session, registry, built, fault.kind, fault.message)
     except UIError as exc:
         savepoint.rollback()
-        return _failed(registry, built, FaultKind.INVALID_OUTPUT, f"invalid UI blocks: {exc}")
+        return _failed(session, registry, built, FaultKind.INVALID_OUTPUT, f"invalid UI blocks: {exc}")
     except Exception:
         savepoint.rollback()
         raise
@@ -197,10 +203,22 @@ def run_action(session: Session, registry: PluginRegistry, call: AgentCall, plug
     return ActionOutcome(plugin_id, action, result.output, result.stats)
 
 
-def _failed(registry: PluginRegistry, built: BuiltPlugin, kind: str, message: str) -> Any:
-    registry.note(built.manifest.id, str(kind))
-    logger.warning("plugin %s@%s action failed: %s: %s", built.manifest.id, built.manifest.version,
-                   kind, message)
+def _failed(session: Session, registry: PluginRegistry, built: BuiltPlugin, kind: str,
+            message: str) -> Any:
+    """Count the fault against the version (quarantining it past the threshold) and raise the
+    typed error for it."""
+    plugin_id, version = built.manifest.id, built.manifest.version
+    registry.note(plugin_id, str(kind))
+    logger.warning("plugin %s@%s action failed: %s: %s", plugin_id, version, kind, message)
+    count = registry.faults.record(plugin_id, version, str(kind))
+    if registry.faults.tripped(count):
+        reason = (f"{count} faults in {registry.faults.window_s:.0f} s (last: {kind}: "
+                  f"{message[:200]})")
+        try:
+            quarantine(session, Actor.system("circuit-breaker"), plugin_id, version, reason)
+        except Exception:  # the call's answer must not depend on recording the quarantine
+            session.rollback()
+            logger.exception("could not quarantine %s %s", plugin_id, version)
     if kind == FaultKind.CAPABILITY_DENIED:
         raise PluginDenied(message, built.manifest.fallback)
     raise PluginFaulted(str(kind), message, built.manifest.fallback)
@@ -209,12 +227,14 @@ def _failed(registry: PluginRegistry, built: BuiltPlugin, kind: str, message: st
 def panels(session: Session, registry: PluginRegistry, call: AgentCall, slot: str) -> list[PanelView]:
     """Every enabled plugin's panel for `slot`, rendered; a failing one carries its error and
     falls back to its manifest's text, and the others render as usual."""
-    installs = {i.plugin_id: i for i in session.scalars(
-        select(PluginInstall).where(PluginInstall.enabled.is_(True)))}
+    assert call.actor.user_id is not None
     views: list[PanelView] = []
-    for plugin_id, built in sorted(registry.built().items()):
-        if plugin_id not in installs:
+    for install in session.scalars(select(PluginInstall).where(PluginInstall.enabled.is_(True))
+                                   .order_by(PluginInstall.plugin_id)).all():
+        row = serving_version(session, install, call.actor.user_id)
+        if row is None:
             continue
+        built = registry.for_version(row)
         for panel in built.manifest.panels:
             if panel.slot == slot:
                 views.append(render_panel(session, registry, call, built, panel))
@@ -248,38 +268,48 @@ class PluginStatus:
 RECENT_S = 600.0
 
 
-def plugin_statuses(session: Session, registry: PluginRegistry) -> list[PluginStatus]:
-    """Every enabled plugin with its last outcome in this process (faults in the last 10 min)."""
+def plugin_statuses(session: Session, registry: PluginRegistry, user_id: int) -> list[PluginStatus]:
+    """Every enabled plugin with its last outcome in this process (faults in the last 10 min);
+    a plugin with no usable version (quarantined) shows as failing."""
     import time
 
     statuses = []
-    enabled = set(session.scalars(select(PluginInstall.plugin_id).where(
-        PluginInstall.enabled.is_(True))))
-    for plugin_id, built in sorted(registry.built().items()):
-        if plugin_id not in enabled:
+    for install in session.scalars(select(PluginInstall).where(PluginInstall.enabled.is_(True))
+                                   .order_by(PluginInstall.plugin_id)).all():
+        row = serving_version(session, install, user_id)
+        if row is None:
+            statuses.append(PluginStatus(install.plugin_id, install.plugin_id, "failing",
+                                         "quarantined"))
             continue
-        health = registry.health(plugin_id)
+        name = registry.for_version(row).manifest.name
+        health = registry.health(install.plugin_id)
         if health is None or (not health.ok and time.monotonic() - health.at > RECENT_S):
-            statuses.append(PluginStatus(plugin_id, built.manifest.name, "idle", "not used yet"))
+            statuses.append(PluginStatus(install.plugin_id, name, "idle", "not used yet"))
         elif health.ok:
-            statuses.append(PluginStatus(plugin_id, built.manifest.name, "ok", "working"))
+            statuses.append(PluginStatus(install.plugin_id, name, "ok", "working"))
         else:
-            statuses.append(PluginStatus(plugin_id, built.manifest.name, "failing",
+            statuses.append(PluginStatus(install.plugin_id, name, "failing",
                                          f"failing ({(health.kind or 'fault').replace('_', ' ')})"))
     return statuses
 
 
 def sync_installs(session: Session, registry: PluginRegistry) -> list[str]:
-    """Record every built plugin as installed (on, with what it requests) unless it already is;
-    keep an admin's choices for known plugins. Returns the ids added."""
+    """Record every bundled plugin (in the plugin folder) as a version, and install it (on, with
+    what it requests) unless installed. A new bundled version replaces an older bundled current
+    one (a deploy is the intent); an uploaded current version is left alone. Returns ids added."""
     added = []
     for plugin_id, built in sorted(registry.built().items()):
+        row = register_bundled(session, built.manifest_text, built.wasm, built.vectors)
         install = session.get(PluginInstall, plugin_id)
         if install is None:
-            session.add(PluginInstall(plugin_id=plugin_id, version=built.manifest.version,
-                                      enabled=True, granted=sorted(built.manifest.capabilities)))
+            session.add(PluginInstall(plugin_id=plugin_id, version=row.version, enabled=True,
+                                      granted=sorted(built.manifest.capabilities)))
             added.append(plugin_id)
-        elif install.version != built.manifest.version:
-            install.version = built.manifest.version
+            continue
+        current = session.scalar(select(PluginVersion).where(
+            PluginVersion.plugin_id == plugin_id, PluginVersion.version == install.version))
+        if install.version != row.version and (current is None or current.source == "bundled"):
+            install.previous_version, install.version = install.version, row.version
+            install.granted = sorted(set(install.granted) | built.manifest.capabilities)
     session.commit()
     return added

@@ -20,7 +20,7 @@ from cms.app_state import current_actor, state
 from cms.errors import DomainError, ValidationFailed
 from cms.extensions import db
 from cms.plugins.service import (AgentCall, PanelView, PluginStatus, PluginUnavailable,
-                                 enabled_install, panels, plugin_statuses, render_panel,
+                                 panels, plugin_statuses, render_panel, resolve,
                                  run_action)
 
 bp = Blueprint("plugins", __name__)
@@ -53,7 +53,7 @@ def _slots() -> dict[str, Any]:
     def plugin_status() -> list[PluginStatus]:
         if not current_user.is_authenticated:
             return []
-        return plugin_statuses(db.session, state().plugins)
+        return plugin_statuses(db.session, state().plugins, current_user.id)
     return {"plugin_panels": plugin_panels, "plugin_status": plugin_status}
 
 
@@ -88,7 +88,7 @@ def _form_params(schema: dict[str, Any]) -> dict[str, Any]:
 @bp.post("/plugins/<plugin_id>/actions/<action>")
 @login_required
 def form_action(plugin_id: str, action: str) -> Any:
-    built, _ = enabled_install(db.session, state().plugins, plugin_id)
+    built, _ = resolve(db.session, state().plugins, plugin_id, current_user.id)
     action = request.form.get("__action") or action
     spec = built.manifest.actions.get(action)
     if spec is None:
@@ -128,7 +128,7 @@ def api_action(plugin_id: str, action: str) -> Response:
 @bp.get("/plugins/<plugin_id>")
 @login_required
 def page(plugin_id: str) -> str:
-    built, _ = enabled_install(db.session, state().plugins, plugin_id)
+    built, _ = resolve(db.session, state().plugins, plugin_id, current_user.id)
     spec = next((p for p in built.manifest.panels if p.slot == "page"), None)
     if spec is None:
         abort(404)

@@ -9,9 +9,9 @@ from typing import Any, Iterator
 import pytest
 from flask import Flask
 
-from cms.app_state import state
 from cms.extensions import db
 from cms.models import PluginInstall
+from cms.plugins.lifecycle import register_bundled
 from cms.plugins.registry import BuiltPlugin
 from plugin_sdk.manifest import parse_manifest
 from plugin_sdk.project import built_manifest_text
@@ -32,17 +32,18 @@ def built(manifest_text: str, wasm: bytes) -> BuiltPlugin:
     """A BuiltPlugin from source-manifest text, as `cms-plugin build` would describe it."""
     text = built_manifest_text(parse_manifest(manifest_text), "m.wasm",
                                hashlib.sha256(wasm).hexdigest())
-    return BuiltPlugin(parse_manifest(text), wasm)
+    return BuiltPlugin(parse_manifest(text), wasm, None, text)
 
 
 def install(app: Flask, plugin: BuiltPlugin, grants: list[str] | None = None,
             enabled: bool = True) -> None:
     with app.app_context():
-        state().plugins.add(plugin)
+        register_bundled(db.session, plugin.manifest_text, plugin.wasm, plugin.vectors)
         row = db.session.get(PluginInstall, plugin.manifest.id)
         if row is None:
             row = PluginInstall(plugin_id=plugin.manifest.id, version=plugin.manifest.version)
             db.session.add(row)
+        row.version = plugin.manifest.version
         row.enabled = enabled
         row.granted = sorted(plugin.manifest.capabilities) if grants is None else grants
         db.session.commit()
