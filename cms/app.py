@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         admin_nav=[
             NavItem("Users", "admin.users"),
             NavItem("Agencies", "admin.agencies"),
+            NavItem("Plugins", "admin.plugins"),
             NavItem("Audit log", "admin.audit"),
         ],
     )
