@@ -18,7 +18,7 @@ from tests.conftest import make_settings
 EXPECTED_TABLES = {
     "agencies", "users", "user_sessions", "clients", "activities", "recent_clients",
     "bookings", "passengers", "segments", "audit_events", "alembic_version",
-    "plugin_installs", "plugin_values", "outbox_mails", "flights",
+    "plugin_installs", "plugin_values", "outbox_mails", "flights", "plugin_versions", "trusted_keys",
 }
 
 

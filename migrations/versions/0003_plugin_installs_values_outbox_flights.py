@@ -1,4 +1,4 @@
-"""plugin installs, values, outbox, flights
+"""plugin installs, versions, trusted keys, values, outbox, flights
 
 Revision ID: 0003
 Revises: 0002
@@ -41,8 +41,41 @@ def upgrade():
     sa.Column('version', sa.String(length=64), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('granted', sa.JSON(), nullable=False),
+    sa.Column('canary_version', sa.String(length=64), nullable=True),
+    sa.Column('canary_percent', sa.Integer(), nullable=False),
+    sa.Column('previous_version', sa.String(length=64), nullable=True),
     sa.Column('updated_at', cms.models.types.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('plugin_id', name=op.f('pk_plugin_installs'))
+    )
+    op.create_table('plugin_versions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('plugin_id', sa.String(length=32), nullable=False),
+    sa.Column('version', sa.String(length=64), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('manifest_text', sa.Text(), nullable=False),
+    sa.Column('wasm', sa.LargeBinary(), nullable=False),
+    sa.Column('vectors', sa.JSON(), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('signer_key_id', sa.String(length=16), nullable=True),
+    sa.Column('uploaded_by', sa.String(length=80), nullable=True),
+    sa.Column('created_at', cms.models.types.UTCDateTime(), nullable=False),
+    sa.Column('gate_status', sa.String(length=12), nullable=False),
+    sa.Column('gate_report', sa.JSON(), nullable=False),
+    sa.Column('gate_override', sa.String(length=500), nullable=True),
+    sa.Column('quarantined_at', cms.models.types.UTCDateTime(), nullable=True),
+    sa.Column('quarantine_reason', sa.String(length=500), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_plugin_versions')),
+    sa.UniqueConstraint('plugin_id', 'version', name='uq_plugin_versions')
+    )
+    with op.batch_alter_table('plugin_versions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_plugin_versions_plugin_id'), ['plugin_id'], unique=False)
+    op.create_table('trusted_keys',
+    sa.Column('key_id', sa.String(length=16), nullable=False),
+    sa.Column('public_key', sa.String(length=120), nullable=False),
+    sa.Column('name', sa.String(length=80), nullable=False),
+    sa.Column('added_by', sa.String(length=80), nullable=False),
+    sa.Column('created_at', cms.models.types.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('key_id', name=op.f('pk_trusted_keys'))
     )
     op.create_table('plugin_values',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -83,6 +116,10 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_table('trusted_keys')
+    with op.batch_alter_table('plugin_versions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_plugin_versions_plugin_id'))
+    op.drop_table('plugin_versions')
 
     with op.batch_alter_table('outbox_mails', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_mails_agency_created')
