@@ -14,6 +14,7 @@ import click
 from plugin_sdk.cli.author import build, check, new
 from plugin_sdk.cli.common import EXIT_OK, EXIT_USAGE
 from plugin_sdk.cli.pack import keygen, package
+from plugin_sdk.cli.publish import publish
 from plugin_sdk.cli.run import run
 from plugin_sdk.cli.testcmd import test
 
@@ -33,10 +34,11 @@ def cli() -> None:
       cms-plugin test hello-world
       cms-plugin keygen
       cms-plugin package hello-world
+      cms-plugin publish hello-world/dist/hello-world-0.1.0.cmsplugin --url URL --token TOKEN
     """
 
 
-for command in (new, build, check, test, keygen, package, run):
+for command in (new, build, check, test, keygen, package, publish, run):
     cli.add_command(command)
 
 

@@ -18,7 +18,7 @@ from plugin_sdk.toolchain import zig_available
 from tests.conftest import require
 
 FIXTURES = Path(__file__).parent / "plugins"
-COMMANDS = ["new", "build", "check", "test", "keygen", "package", "run"]
+COMMANDS = ["new", "build", "check", "test", "keygen", "package", "publish", "run"]
 
 
 @pytest.fixture(autouse=True)

