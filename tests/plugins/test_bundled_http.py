@@ -23,6 +23,7 @@ from cms.plugins.service import sync_installs
 from plugin_sdk.manifest import load_manifest
 from tests.conftest import Browser, Personas, build_app, create_personas, make_settings
 from tests.plugins.test_api import make_client
+from tests.plugins.test_hostops import smtp_server  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 WASM = ROOT / "wasm"
@@ -103,3 +104,98 @@ def test_terminal_errors_are_gds_style(app: Flask, personas: Personas, browser: 
     assert terminal(browser, "ZZTOP", token, None)["result"]["error"] == "INVALID FORMAT"
     assert terminal(browser, "ER", token, None)["result"]["error"].startswith("NEED")
     assert act(browser, "terminal", "command", {"command": ""}, token).status_code == 422
+
+
+def test_mail_from_template_to_a_real_smtp_server(tmp_path: Path, smtp_server: tuple[str, list[Any]]) -> None:
+    from tests import factories
+    from cms.models import Agency, Client
+
+    url, received = smtp_server
+    for app in bundled_app(tmp_path, smtp_url=url, mail_from="agency@cms.example"):
+        personas = create_personas(app)
+        with app.app_context():
+            client = factories.make_client(db.session, db.session.get(Agency, personas.agency_a_id),
+                                           first_name="Ada", last_name="Lovelace", email="ada@example.com")
+            booking = factories.make_booking(db.session, client, locator="QX7K2M")
+            client_id, booking_id = client.id, booking.id
+        browser = Browser(app.test_client())
+        browser.login(personas.agent_a)
+        token = browser.csrf("/clients")
+        composed = act(browser, "mail", "compose", {}, token, client_id).get_json()
+        assert composed["ok"] and any(b["type"] == "form" and b["action"] == "preview" for b in composed["ui"])
+        preview = act(browser, "mail", "preview", {"template": "confirmation", "booking_id": booking_id,
+                                                   "to": "ada@example.com"}, token, client_id).get_json()
+        assert preview["result"]["subject"] == "Booking confirmation: QX7K2M"
+        assert "QX7K2M" in preview["result"]["body"]
+        bad = act(browser, "mail", "preview", {"template": "quote", "booking_id": booking_id,
+                                               "to": "ada@@example"}, token, client_id).get_json()
+        assert bad["ok"] is False and bad["error"]["code"] == "bad_address"
+        sent = act(browser, "mail", "send", {"to": "ada@example.com", "subject": preview["result"]["subject"],
+                                             "body": preview["result"]["body"], "booking_id": booking_id,
+                                             "template": "confirmation"}, token, client_id).get_json()
+        assert sent["ok"], sent
+        (envelope,) = received
+        assert envelope.rcpt_tos == ["ada@example.com"] and b"QX7K2M" in envelope.content
+        with app.app_context():
+            mail = db.session.scalar(select(OutboxMail))
+            assert mail is not None and mail.status == "sent" and mail.client_id == client_id
+            entry = db.session.scalar(select(Activity).where(Activity.kind == "mail"))
+            assert entry is not None and "Booking confirmation: QX7K2M" in entry.body
+        # Another agency's agent cannot mail about this booking.
+        browser.logout()
+        browser.login(personas.agent_b)
+        token = browser.csrf("/clients")
+        other = act(browser, "mail", "preview", {"template": "confirmation", "booking_id": booking_id,
+                                                 "to": "x@example.com"}, token).get_json()
+        assert other["ok"] is False and other["error"]["code"] == "no_booking"
+
+
+def release_faulty(app: Flask, name: str) -> str:
+    """Make the faulty variant wasm/faulty/<name> the current version of its plugin."""
+    folder = WASM / "faulty" / name
+    manifest = load_manifest(folder)
+    with app.app_context():
+        lifecycle.register_bundled(db.session, (folder / "plugin.toml").read_text(),
+                                   (folder / (manifest.module_file or "")).read_bytes(), {})
+        lifecycle.promote(db.session, Actor(None, "ada.admin", None), manifest.id, manifest.version,
+                          lifecycle.Release("replay of 10 April"))
+    return manifest.id
+
+
+@pytest.mark.parametrize(("name", "kind"), [("mail-spinning", "fuel_exhausted"),
+                                            ("terminal-failing", "capability_denied")])
+def test_a_faulty_variant_yields_its_fault_while_the_page_renders(
+        app: Flask, personas: Personas, browser: Browser, name: str, kind: str) -> None:
+    plugin_id = release_faulty(app, name)
+    client_id = make_client(app, personas.agency_a_id, first_name="Ada", last_name="Lovelace")
+    browser.login(personas.agent_a)
+    response = browser.get(f"/clients/{client_id}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Ada Lovelace" in page
+    assert f'data-fault="{kind}"' in page
+    fallback = {"mail": "Mail unavailable", "terminal": "Terminal unavailable"}[plugin_id]
+    assert fallback in page
+    others = {"mail", "terminal", "softphone"} - {plugin_id}
+    for other in others:  # the other plugins still work on the same page
+        assert f'data-plugin="{other}"' in page
+
+
+def test_the_leaking_softphone_hits_its_memory_cap_and_the_page_still_renders(
+        app: Flask, personas: Personas, browser: Browser) -> None:
+    release_faulty(app, "softphone-leaky")
+    client_id = make_client(app, personas.agency_a_id, phone="+44 20 7946 0001")
+    browser.login(personas.agent_a)
+    token = browser.csrf("/clients")
+    kinds, memory = [], []
+    for _ in range(800):  # the history it keeps in kv grows ~8 KB of memory per call
+        response = act(browser, "softphone", "dial", {"number": "+44 20 7946 0001",
+                                                      "client_id": client_id}, token, client_id)
+        if response.status_code != 200:
+            kinds.append(response.get_json()["error"]["kind"])
+            break
+        memory.append(response.get_json()["stats"]["peak_memory_bytes"])
+    assert kinds == ["memory_limit"]
+    assert memory[-1] > 4 * memory[0]  # it grew call after call before it hit the cap
+    page = browser.get(f"/clients/{client_id}")
+    assert page.status_code == 200 and "Softphone unavailable" in page.get_data(as_text=True)
