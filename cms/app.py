@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from cms.auth.passwords import Passwords
     from cms.auth.throttle import make_throttle
     from cms.extensions import csrf, db, login_manager, migrate
+    from cms.flags.store import FlagStore, SqlFlagSource
     from cms.redis_client import make_redis
     from cms.plugins.breaker import FaultCounter
     from cms.plugins.hostops import host_ops
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         throttle=make_throttle(redis_client, settings.login_window_seconds),
         redis=redis_client,
         runtime=runtime,
+        # Flags read with their own short connections; the watcher starts per worker (lifecycle).
+        flags=FlagStore(SqlFlagSource(lambda: _engine(app)), redis_client),
         plugins=PluginRegistry(runtime, settings.plugin_dir,
                                FaultCounter(redis_client, settings.quarantine_faults,
                                             settings.quarantine_window_s)),
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
             NavItem("Users", "admin.users"),
             NavItem("Agencies", "admin.agencies"),
             NavItem("Plugins", "admin.plugins"),
+            NavItem("Feature flags", "admin.flags"),
             NavItem("Audit log", "admin.audit"),
         ],
     )
@@ -83,6 +87,13 @@ def _migrations_dir() -> Any:
     return Path(__file__).resolve().parent.parent / "migrations"
 
 
+def _engine(app: Flask) -> Any:
+    from cms.extensions import db
+
+    with app.app_context():
+        return db.engine
+
+
 def _unauthorized() -> Response:
     from cms.errors import error_response, wants_json
 
@@ -96,8 +107,11 @@ def _register_blueprints(app: Flask) -> None:
     from cms.auth import bp as auth_bp
     from cms.bookings import bp as bookings_bp
     from cms.clients import bp as clients_bp
+    from cms.flags import views as _flag_views  # noqa: F401  (its routes register on admin_bp)
+    from cms.flags.api import bp as flags_api_bp
     from cms.health import bp as health_bp
     from cms.plugins import bp as plugins_bp
+    from cms.plugins.admin_api import bp as plugins_admin_api_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(clients_bp)
@@ -105,6 +119,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(health_bp)
     app.register_blueprint(plugins_bp)
+    app.register_blueprint(plugins_admin_api_bp)
+    app.register_blueprint(flags_api_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:

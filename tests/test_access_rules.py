@@ -36,8 +36,8 @@ def _routes() -> list[tuple[str, str, str]]:
 
 ROUTES = _routes()
 PROTECTED = [r for r in ROUTES if r[0] not in PUBLIC]
-ADMIN = [r for r in PROTECTED if r[0].startswith("admin.")]
-AGENT_AREA = [r for r in PROTECTED if not r[0].startswith("admin.") and r[0] != "auth.logout"]
+ADMIN = [r for r in PROTECTED if r[0].startswith("admin.") or r[2].startswith("/api/admin/")]
+AGENT_AREA = [r for r in PROTECTED if r not in ADMIN and r[0] != "auth.logout"]
 # Plugin routes name a plugin, not a record of an agency; tests/plugins covers their agency walls.
 WITH_IDS = [r for r in AGENT_AREA if "<" in r[2] and not r[0].startswith("plugins.")]
 
@@ -48,7 +48,11 @@ def _ids(route: tuple[str, str, str]) -> str:
 
 @pytest.fixture
 def world(app: Flask, personas: Personas) -> dict[str, Any]:
-    """Records of agency A that every parametrized URL points at."""
+    """Records of agency A that every parametrized URL points at (and a plugin for admin pages)."""
+    from tests.plugins.conftest import HERE, built, install
+    from tests.runtime import guests
+
+    install(app, built((HERE / "probe" / "plugin.toml").read_text(), guests.module()))
     with app.app_context():
         alpha = db.session.get(Agency, personas.agency_a_id)
         alice = db.session.scalar(select(User).where(User.username == personas.agent_a))
@@ -61,6 +65,8 @@ def world(app: Flask, personas: Personas) -> dict[str, Any]:
             "agency_id": alpha.id,
             "plugin_id": "probe",
             "action": "call",
+            "key": "plugins.all",
+            "version": "1.0.0",
         }
 
 
@@ -80,6 +86,9 @@ def _request(browser: Browser, method: str, url: str) -> Any:
     if method == "GET":
         return browser.get(url)
     token_page = "/login" if browser.client.get_cookie("cms_session") is None else "/"
+    if method != "POST":
+        token = browser.csrf(token_page)
+        return browser.client.open(url, method=method, data={"csrf_token": token})
     return browser.post(url, {}, csrf_page=token_page)
 
 
