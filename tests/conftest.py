@@ -104,7 +104,7 @@ def build_app(settings: Settings) -> Iterator[Flask]:
         db.engine.dispose()
     # Stop the plugin ticker so the engine and its reserved sandbox pool can be freed: a test run
     # builds hundreds of apps.
-    app.extensions["cms"].runtime.close()
+    app.extensions["cms"].plugins.close()
 
 
 @pytest.fixture

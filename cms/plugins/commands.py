@@ -23,7 +23,7 @@ def sync_command() -> None:
     """Install every built plugin in the plugin folder (on, with what it requests) unless it is
     already installed, and compile its runtime artifact for this machine."""
     registry = state().plugins
-    added = sync_installs(db.session, registry)
+    added = sync_installs(db.session, registry, state().flags)
     for plugin_id, built in sorted(registry.built().items()):
         path = registry.runtime.compile(built.wasm)
         mark = "installed" if plugin_id in added else "present"

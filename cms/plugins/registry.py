@@ -104,6 +104,13 @@ class PluginRegistry:
                 self._loaded[key] = plugin
         return plugin
 
+    def close(self) -> None:
+        """Forget loaded plugins and stop the runtime (tests build many apps in one process)."""
+        with self._lock:
+            self._loaded.clear()
+            self._versions.clear()
+        self.runtime.close()
+
     def note(self, plugin_id: str, kind: str | None) -> None:
         """Record a call's outcome (None: ok) for the at-a-glance status."""
         self._health[plugin_id] = Health(kind is None, kind, time.monotonic())

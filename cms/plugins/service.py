@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import jsonschema
 from sqlalchemy import select
@@ -23,6 +23,7 @@ from cms.clients.service import get_client
 from cms.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from cms.models import Client, PluginInstall, PluginVersion, User, utcnow
 from cms.plugins import mail
+from cms.flags import config_version, ensure_plugin_flag
 from cms.plugins.hostops import HostContext
 from cms.plugins.lifecycle import quarantine, register_bundled, serving_version
 from cms.plugins.registry import BuiltPlugin, PluginRegistry
@@ -33,6 +34,9 @@ from plugin_sdk.manifest import Panel
 from plugin_sdk.ui import UIError, check_blocks
 
 logger = logging.getLogger(__name__)
+
+ALL_PLUGINS_FLAG = "plugins.all"
+AUTO_QUARANTINE_FLAG = "plugins.auto_quarantine"
 
 
 class PluginUnavailable(NotFound):
@@ -114,6 +118,15 @@ class AgentCall:
     slot: str | None = None
     smtp_url: str | None = None
     mail_from: str = "noreply@cms.local"
+    #: Evaluates a feature flag for this agent (the app's in-memory snapshot); None: all on.
+    flag: Callable[[str], bool] | None = None
+
+    def flag_on(self, key: str) -> bool:
+        return True if self.flag is None else self.flag(key)
+
+    def plugin_on(self, plugin_id: str) -> bool:
+        """The kill switches: every plugin (`plugins.all`) and this one (`plugin.<id>`)."""
+        return self.flag_on(ALL_PLUGINS_FLAG) and self.flag_on(f"plugin.{plugin_id}")
 
     @classmethod
     def for_user(cls, user: User, actor: Actor, **kwargs: Any) -> "AgentCall":
@@ -121,11 +134,14 @@ class AgentCall:
 
 
 def resolve(session: Session, registry: PluginRegistry, plugin_id: str,
-            user_id: int) -> tuple[BuiltPlugin, PluginInstall]:
+            call: AgentCall) -> tuple[BuiltPlugin, PluginInstall]:
     """The version of `plugin_id` this agent gets, and the install; raises PluginUnavailable
-    when the plugin is unknown, off, or every usable version is quarantined."""
+    when the plugin is unknown, off (its install or its kill switch), or every usable version
+    is quarantined."""
+    assert call.actor.user_id is not None
+    user_id = call.actor.user_id
     install = session.get(PluginInstall, plugin_id)
-    if install is None or not install.enabled:
+    if install is None or not install.enabled or not call.plugin_on(plugin_id):
         raise PluginUnavailable(f"There is no plugin {plugin_id[:40]!r}, or it is turned off.")
     row = serving_version(session, install, user_id)
     if row is None:
@@ -156,8 +172,7 @@ def run_action(session: Session, registry: PluginRegistry, call: AgentCall, plug
     the agent's agency), PluginDenied (403) or PluginFaulted (503). Writes of the call are
     committed only when the plugin answers ok; otherwise nothing it did is kept.
     """
-    assert call.actor.user_id is not None
-    built, install = resolve(session, registry, plugin_id, call.actor.user_id)
+    built, install = resolve(session, registry, plugin_id, call)
     manifest = built.manifest
     spec = manifest.actions.get(action)
     if spec is None:
@@ -186,10 +201,11 @@ def run_action(session: Session, registry: PluginRegistry, call: AgentCall, plug
             check_blocks(result.output.get("ui", []), manifest.actions)
     except PluginFault as fault:
         savepoint.rollback()
-        return _failed(session, registry, built, fault.kind, fault.message)
+        return _failed(session, registry, call, built, fault.kind, fault.message)
     except UIError as exc:
         savepoint.rollback()
-        return _failed(session, registry, built, FaultKind.INVALID_OUTPUT, f"invalid UI blocks: {exc}")
+        return _failed(session, registry, call, built, FaultKind.INVALID_OUTPUT,
+                       f"invalid UI blocks: {exc}")
     except Exception:
         savepoint.rollback()
         raise
@@ -203,15 +219,15 @@ def run_action(session: Session, registry: PluginRegistry, call: AgentCall, plug
     return ActionOutcome(plugin_id, action, result.output, result.stats)
 
 
-def _failed(session: Session, registry: PluginRegistry, built: BuiltPlugin, kind: str,
-            message: str) -> Any:
+def _failed(session: Session, registry: PluginRegistry, call: AgentCall, built: BuiltPlugin,
+            kind: str, message: str) -> Any:
     """Count the fault against the version (quarantining it past the threshold) and raise the
     typed error for it."""
     plugin_id, version = built.manifest.id, built.manifest.version
     registry.note(plugin_id, str(kind))
     logger.warning("plugin %s@%s action failed: %s: %s", plugin_id, version, kind, message)
     count = registry.faults.record(plugin_id, version, str(kind))
-    if registry.faults.tripped(count):
+    if registry.faults.tripped(count) and call.flag_on(AUTO_QUARANTINE_FLAG):
         reason = (f"{count} faults in {registry.faults.window_s:.0f} s (last: {kind}: "
                   f"{message[:200]})")
         try:
@@ -231,6 +247,8 @@ def panels(session: Session, registry: PluginRegistry, call: AgentCall, slot: st
     views: list[PanelView] = []
     for install in session.scalars(select(PluginInstall).where(PluginInstall.enabled.is_(True))
                                    .order_by(PluginInstall.plugin_id)).all():
+        if not call.plugin_on(install.plugin_id):
+            continue
         row = serving_version(session, install, call.actor.user_id)
         if row is None:
             continue
@@ -268,15 +286,18 @@ class PluginStatus:
 RECENT_S = 600.0
 
 
-def plugin_statuses(session: Session, registry: PluginRegistry, user_id: int) -> list[PluginStatus]:
-    """Every enabled plugin with its last outcome in this process (faults in the last 10 min);
-    a plugin with no usable version (quarantined) shows as failing."""
+def plugin_statuses(session: Session, registry: PluginRegistry, call: AgentCall) -> list[PluginStatus]:
+    """Every plugin that is on for this agent, with its last outcome in this process (faults in
+    the last 10 min); a plugin with no usable version (quarantined) shows as failing."""
     import time
 
+    assert call.actor.user_id is not None
     statuses = []
     for install in session.scalars(select(PluginInstall).where(PluginInstall.enabled.is_(True))
                                    .order_by(PluginInstall.plugin_id)).all():
-        row = serving_version(session, install, user_id)
+        if not call.plugin_on(install.plugin_id):
+            continue
+        row = serving_version(session, install, call.actor.user_id)
         if row is None:
             statuses.append(PluginStatus(install.plugin_id, install.plugin_id, "failing",
                                          "quarantined"))
@@ -293,13 +314,15 @@ def plugin_statuses(session: Session, registry: PluginRegistry, user_id: int) ->
     return statuses
 
 
-def sync_installs(session: Session, registry: PluginRegistry) -> list[str]:
+def sync_installs(session: Session, registry: PluginRegistry,
+                  flags: Any | None = None) -> list[str]:
     """Record every bundled plugin (in the plugin folder) as a version, and install it (on, with
     what it requests) unless installed. A new bundled version replaces an older bundled current
     one (a deploy is the intent); an uploaded current version is left alone. Returns ids added."""
     added = []
     for plugin_id, built in sorted(registry.built().items()):
         row = register_bundled(session, built.manifest_text, built.wasm, built.vectors)
+        ensure_plugin_flag(session, plugin_id, built.manifest.name)
         install = session.get(PluginInstall, plugin_id)
         if install is None:
             session.add(PluginInstall(plugin_id=plugin_id, version=row.version, enabled=True,
@@ -312,4 +335,6 @@ def sync_installs(session: Session, registry: PluginRegistry) -> list[str]:
             install.previous_version, install.version = install.version, row.version
             install.granted = sorted(set(install.granted) | built.manifest.capabilities)
     session.commit()
+    if flags is not None:  # this worker sees the new plugin flags now; others on their signal
+        flags.changed(config_version(session))
     return added

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from cms.app_state import current_actor, state
 from cms.errors import DomainError, ValidationFailed
 from cms.extensions import db
+from cms.flags import AgentRef
 from cms.plugins.service import (AgentCall, PanelView, PluginStatus, PluginUnavailable,
                                  panels, plugin_statuses, render_panel, resolve,
                                  run_action)
@@ -30,9 +31,12 @@ HOST_FIELDS = ("csrf_token", "__client_id", "__slot", "__action")
 
 
 def agent_call(client_id: int | None = None, slot: str | None = None) -> AgentCall:
-    settings = state().settings
+    app_state = state()
+    agent = AgentRef.for_user(current_user)
     return AgentCall.for_user(current_user, current_actor(), client_id=client_id, slot=slot,
-                              smtp_url=settings.smtp_url, mail_from=settings.mail_from)
+                              smtp_url=app_state.settings.smtp_url,
+                              mail_from=app_state.settings.mail_from,
+                              flag=lambda key: app_state.flags.is_enabled(key, agent))
 
 
 def _client_id(value: Any) -> int | None:
@@ -53,7 +57,7 @@ def _slots() -> dict[str, Any]:
     def plugin_status() -> list[PluginStatus]:
         if not current_user.is_authenticated:
             return []
-        return plugin_statuses(db.session, state().plugins, current_user.id)
+        return plugin_statuses(db.session, state().plugins, agent_call())
     return {"plugin_panels": plugin_panels, "plugin_status": plugin_status}
 
 
@@ -88,7 +92,7 @@ def _form_params(schema: dict[str, Any]) -> dict[str, Any]:
 @bp.post("/plugins/<plugin_id>/actions/<action>")
 @login_required
 def form_action(plugin_id: str, action: str) -> Any:
-    built, _ = resolve(db.session, state().plugins, plugin_id, current_user.id)
+    built, _ = resolve(db.session, state().plugins, plugin_id, agent_call())
     action = request.form.get("__action") or action
     spec = built.manifest.actions.get(action)
     if spec is None:
@@ -128,7 +132,7 @@ def api_action(plugin_id: str, action: str) -> Response:
 @bp.get("/plugins/<plugin_id>")
 @login_required
 def page(plugin_id: str) -> str:
-    built, _ = resolve(db.session, state().plugins, plugin_id, current_user.id)
+    built, _ = resolve(db.session, state().plugins, plugin_id, agent_call())
     spec = next((p for p in built.manifest.panels if p.slot == "page"), None)
     if spec is None:
         abort(404)

@@ -138,8 +138,14 @@ class EngineHost:
         logger.debug("wasmtime engine started in pid %s", self._pid)
 
     def close(self) -> None:
-        """Stop the ticker (tests; a worker simply exits)."""
+        """Stop the ticker and drop the Engine (tests; a worker simply exits). Its sandbox pool
+        is unmapped once the plugins loaded from it are gone too."""
         self._stop.set()
+        ticker = self._ticker
+        if ticker is not None and ticker is not threading.current_thread():
+            ticker.join(timeout=1.0)
+        with self._lock:
+            self._engine, self._ticker, self._pid = None, None, None
 
 
 def _tick(engine: wasmtime.Engine, interval: float, stop: threading.Event) -> None:

@@ -87,8 +87,10 @@ class Runtime:
         return self.load(Path(path).read_bytes(), **kwargs)
 
     def close(self) -> None:
-        """Stop this process's epoch ticker; plugins loaded from this runtime stop working."""
+        """Stop this process's epoch ticker and drop its Engine; plugins loaded from this
+        runtime stop working."""
         self.engines.close()
+        self._linkers = {}
 
     def _linker(self, engine: wasmtime.Engine) -> wasmtime.Linker:
         key = id(engine)

@@ -10,6 +10,8 @@ import pytest
 from flask import Flask
 
 from cms.extensions import db
+from cms.app_state import state
+from cms.flags import config_version, ensure_plugin_flag
 from cms.models import PluginInstall
 from cms.plugins.lifecycle import register_bundled
 from cms.plugins.registry import BuiltPlugin
@@ -46,7 +48,9 @@ def install(app: Flask, plugin: BuiltPlugin, grants: list[str] | None = None,
         row.version = plugin.manifest.version
         row.enabled = enabled
         row.granted = sorted(plugin.manifest.capabilities) if grants is None else grants
+        ensure_plugin_flag(db.session, plugin.manifest.id, plugin.manifest.name)
         db.session.commit()
+        state().flags.changed(config_version(db.session))
 
 
 def probe_plugin(wasm: bytes) -> BuiltPlugin:

@@ -32,7 +32,7 @@ WASM = ROOT / "wasm"
 def bundled_app(tmp_path: Path, **settings: Any) -> Iterator[Flask]:
     for app in build_app(make_settings(tmp_path, plugin_dir=WASM, **settings)):
         with app.app_context():
-            sync_installs(db.session, state().plugins)
+            sync_installs(db.session, state().plugins, state().flags)
             db.session.add_all(demo_schedule(date.today(), 30))
             db.session.commit()
         yield app
