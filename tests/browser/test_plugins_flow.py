@@ -77,3 +77,52 @@ def test_terminal_books_from_the_client_page(app: Flask, personas: Personas, liv
     page.goto(f"{live_server}/bookings/{booking.id}")
     assert locator in page.content()
     assert not page.console_errors  # type: ignore[attr-defined]
+
+
+def test_softphone_and_mail_from_the_client_page(app: Flask, personas: Personas, live_server: str,
+                                                 page: Any) -> None:
+    from tests import factories
+    from cms.models import Agency
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with app.app_context():
+        client = factories.make_client(db.session, db.session.get(Agency, personas.agency_a_id),
+                                       first_name="Ada", last_name="Lovelace",
+                                       phone="+44 20 7946 0001", email="ada@example.com")
+        factories.make_booking(db.session, client, locator="QX7K2M")
+        client_id = client.id
+    login(page, live_server, personas)
+    page.goto(f"{live_server}/clients/{client_id}")
+
+    # Softphone: click-to-call link, then call, hang up and log the call with an outcome.
+    phone = page.locator("main [data-plugin=softphone]").first
+    assert phone.locator("a[href^='tel:+442079460001']").count() == 1
+    phone.get_by_role("button", name="Call").click()
+    phone.get_by_role("button", name="Hang up").wait_for()
+    phone.get_by_role("button", name="Hang up").click()
+    phone.locator("select[name=disposition]").wait_for()
+    phone.locator("select[name=disposition]").select_option("booked")
+    phone.locator("textarea[name=notes]").fill("Wants the Lisbon package in May")
+    phone.get_by_role("button", name="Log call").click()
+    page.wait_for_function("() => document.body.textContent.includes('Call logged')")
+    with app.app_context():
+        call = db.session.scalar(select(Activity).where(Activity.kind == "call"))
+        assert call is not None and "Wants the Lisbon package in May" in call.body
+
+    # Mail: preview the booking confirmation, then send it; it waits in the outbox (no relay).
+    mail = page.locator("main [data-plugin=mail]").first
+    mail.locator("select[name=template]").select_option("confirmation")
+    mail.get_by_role("button", name="Preview").click()
+    mail.locator("input[name=subject]").wait_for()
+    assert mail.locator("input[name=subject]").input_value() == "Booking confirmation: QX7K2M"
+    mail.get_by_role("button", name="Send").click()
+    page.wait_for_function("() => [...document.querySelectorAll('[data-plugin=mail]')]"
+                           ".some(p => /queued|sent/i.test(p.textContent))")
+    page.screenshot(path=str(SCREENSHOTS / "plugins-softphone-mail.png"), full_page=True)
+    with app.app_context():
+        queued = db.session.scalar(select(OutboxMail))
+        assert queued is not None and queued.subject == "Booking confirmation: QX7K2M"
+    page.goto(f"{live_server}/clients/{client_id}")
+    timeline = page.content()
+    assert "Wants the Lisbon package in May" in timeline and "Booking confirmation: QX7K2M" in timeline
+    assert not page.console_errors  # type: ignore[attr-defined]
