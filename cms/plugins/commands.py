@@ -9,6 +9,7 @@ from flask.cli import with_appcontext
 from cms.app_state import state
 from cms.extensions import db
 from cms.models import PluginInstall
+from cms.plugins.lifecycle import measure_bundled
 from cms.plugins.service import sync_installs
 
 
@@ -30,6 +31,10 @@ def sync_command() -> None:
         click.echo(f"{plugin_id} {built.manifest.version}: {mark}, artifact {path.name}")
     if not registry.built():
         click.echo(f"No built plugins in {registry.plugin_dir}", err=True)
+    config = registry.runtime.config
+    for row in measure_bundled(db.session, config.caps, config.artifact_dir):
+        actions = ", ".join(f"{a} {s['fuel_p50']:,} fuel" for a, s in row.gate_report["actions"].items())
+        click.echo(f"{row.plugin_id} {row.version}: baseline measured, gate {row.gate_status} ({actions})")
 
 
 @plugins_group.command("list")

@@ -229,3 +229,19 @@ def test_admin_pages_upload_and_release(app: Flask, personas: Personas, probe_wa
     with app.app_context():
         install = db.session.get(PluginInstall, "probe")
         assert (install.canary_version, install.canary_percent) == ("1.1.0", 10)
+
+
+def test_bundled_versions_get_a_baseline_so_uploads_can_regress_against_them(
+        app: Flask, probe_wasm: bytes, trusted: None) -> None:
+    with app.app_context():
+        row = lifecycle.get_version(db.session, "probe", "1.0.0")
+        row.vectors = {"tests/v.json": json.dumps([OK_VECTOR])}
+        db.session.commit()
+        measured = lifecycle.measure_bundled(db.session, state().runtime.config.caps,
+                                             state().runtime.config.artifact_dir, gate_calls=40)
+        assert [m.version for m in measured] == ["1.0.0"]
+        assert lifecycle.get_version(db.session, "probe", "1.0.0").gate_report["actions"]["call"]["fuel_p50"] > 0
+        assert lifecycle.measure_bundled(db.session, state().runtime.config.caps,
+                                         state().runtime.config.artifact_dir) == []  # once
+    heavy = [{**OK_VECTOR, "params": {"count": 1, "calls": [{"op": "kv.get", "args": {"key": "k"}}] * 20}}]
+    assert upload(app, package(probe_wasm, "1.1.0", heavy)).gate_status == "regressed"
