@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from flask import Flask
@@ -51,6 +51,22 @@ def page(tmp_path: Path) -> Iterator[object]:
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.console_errors = errors  # type: ignore[attr-defined]
+        contexts = [context]
+
+        def new_page() -> Any:
+            """Another person in the same browser: a fresh context (own cookies)."""
+            other = browser.new_context(viewport={"width": 1366, "height": 820})
+            contexts.append(other)
+            return other.new_page()
+
+        page.new_person = new_page  # type: ignore[attr-defined]
         yield page
-        context.close()
+        for each in contexts:
+            each.close()
         browser.close()
+
+
+@pytest.fixture
+def browser_factory(page: Any) -> Any:
+    """Call it to get a page for a second person (own cookies) in the same browser."""
+    return page.new_person

@@ -126,3 +126,33 @@ def test_softphone_and_mail_from_the_client_page(app: Flask, personas: Personas,
     timeline = page.content()
     assert "Wants the Lisbon package in May" in timeline and "Booking confirmation: QX7K2M" in timeline
     assert not page.console_errors  # type: ignore[attr-defined]
+
+
+def test_an_admin_turns_a_plugin_off_and_the_agent_stops_seeing_it(
+        app: Flask, personas: Personas, live_server: str, page: Any, browser_factory: Any) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    client_id = make_client(app, personas.agency_a_id, first_name="Ada", last_name="Lovelace")
+    login(page, live_server, personas)
+    page.goto(f"{live_server}/clients/{client_id}")
+    assert page.locator("main [data-plugin=terminal]").count() == 1
+
+    admin = browser_factory()
+    admin.goto(f"{live_server}/login")
+    admin.fill("input[name=username]", personas.admin)
+    admin.fill("input[name=password]", personas.password)
+    admin.click("button[type=submit]")
+    admin.wait_for_url(f"{live_server}/")
+    admin.goto(f"{live_server}/admin/flags/plugin.terminal")
+    admin.check("input[name=state][value=off]")
+    admin.fill("[name=reason]", "Terminal misbehaving, off while we look")
+    admin.check("input[name=confirm_off]")
+    admin.once("dialog", lambda dialog: dialog.accept())  # the kill-switch confirmation
+    admin.click("form.flag-form button[type=submit]")
+    admin.wait_for_load_state()
+    admin.screenshot(path=str(SCREENSHOTS / "admin-flag-off.png"), full_page=True)
+
+    page.goto(f"{live_server}/clients/{client_id}")
+    assert page.locator("[data-plugin=terminal]").count() == 0
+    assert page.locator("main [data-plugin=softphone]").count() == 1  # only that one went away
+    assert 'data-plugin-status="terminal"' not in page.content()
+    page.screenshot(path=str(SCREENSHOTS / "agent-without-terminal.png"), full_page=True)
