@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from cms.auth.passwords import Passwords
     from cms.auth.throttle import LoginThrottle
     from cms.config import Settings
+    from cms.flags.store import FlagStore
     from cms.plugins.registry import PluginRegistry
     from cms.runtime import Runtime
 
@@ -38,6 +39,8 @@ class AppState:
     redis: redis.Redis | None
     #: The plugin runtime; its engine and ticker start per worker (cms.lifecycle), never here.
     runtime: Runtime
+    #: This worker's feature flags: a snapshot in memory, kept current by a watcher thread.
+    flags: FlagStore
     #: The built plugins this app can run (read lazily, per process).
     plugins: PluginRegistry
     admin_nav: list[NavItem] = field(default_factory=list)

@@ -37,12 +37,15 @@ def on_worker_start(pid: int) -> None:
 
 
 def on_worker_ready(app: Any) -> None:
-    """Called once per worker after it has loaded the app: start the plugin engine and ticker.
+    """Called once per worker after it has loaded the app: start the plugin engine and ticker,
+    and the flag watcher.
 
     Works with and without `preload_app`: create_app starts no threads, so the engine always
     belongs to the worker that runs it.
     """
     runtime = app.extensions["cms"].runtime
     runtime.engines.get()
+    # The flag watcher (Redis subscriber + database version poll) is per worker, like the engine.
+    app.extensions["cms"].flags.start()
     logger.info("plugin engine ready in worker %s (ticker alive: %s)", runtime.engines.generation,
                 runtime.engines.ticker_alive())

@@ -12,20 +12,25 @@ from cms.models.clients import (
     normalize_phone,
     normalize_text,
 )
+from cms.models.flags import FeatureFlag, FlagVersion
 from cms.models.plugins import (Flight, OutboxMail, PluginInstall, PluginValue, PluginVersion,
                                 TrustedKey)
 from cms.models.tenancy import Agency, Role, User, UserSession
+from cms.models.tokens import AdminToken
 from cms.models.types import utcnow
 
 __all__ = [
     "Activity",
     "ActivityKind",
+    "AdminToken",
     "Agency",
     "AuditEvent",
     "Booking",
     "BookingStatus",
     "Cabin",
     "Client",
+    "FeatureFlag",
+    "FlagVersion",
     "Flight",
     "OutboxMail",
     "Passenger",

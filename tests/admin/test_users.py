@@ -60,8 +60,9 @@ def test_users_list_with_sidebar(admin: Browser) -> None:
         assert username in page
     assert '<a href="/admin/users" aria-current="page">Users</a>' in page
     assert 'href="/admin/agencies"' in page and 'href="/admin/audit"' in page
-    for soon in ("Feature flags", "Plugins", "Health"):
-        assert re.search(rf'class="soon"[^>]*>{soon} <small>· coming soon', page)
+    for label, url in (("Plugins", "/admin/plugins"), ("Feature flags", "/admin/flags")):
+        assert re.search(rf'<a href="{url}"\s*>{label}</a>', page)
+        assert f"{label} <small>· coming soon" not in page
 
 
 @pytest.mark.parametrize(
