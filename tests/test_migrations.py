@@ -20,6 +20,7 @@ EXPECTED_TABLES = {
     "bookings", "passengers", "segments", "audit_events", "alembic_version",
     "plugin_installs", "plugin_values", "outbox_mails", "flights", "plugin_versions", "trusted_keys",
     "feature_flags", "flag_versions", "admin_tokens",
+    "alerts",
 }
 
 

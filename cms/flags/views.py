@@ -23,12 +23,18 @@ from cms.flags.service import (
 View = Response | str | tuple[str, int]
 
 
+def _applied_version() -> int | None:
+    """The config version this worker evaluates flags with (read now if it has none yet)."""
+    snapshot = state().flags.snapshot()
+    return None if snapshot is None else snapshot.version
+
+
 @bp.route("/flags")
 @admin_required
 def flags() -> View:
     return render_template(
         "admin/flags.html", flags=list_flags(db.session), db_version=config_version(db.session),
-        applied_version=state().flags.version,
+        applied_version=_applied_version(),
     )
 
 
@@ -45,7 +51,7 @@ def _render(flag: FlagView, form: FlagForm, status: int = 200, error: str | None
     return render_template(
         "admin/flag_detail.html", flag=flag, form=form, error=error,
         history=flag_history(db.session, flag.key), db_version=config_version(db.session),
-        applied_version=state().flags.version,
+        applied_version=_applied_version(),
     ), status
 
 

@@ -13,6 +13,7 @@ from cms.models.clients import (
     normalize_text,
 )
 from cms.models.flags import FeatureFlag, FlagVersion
+from cms.models.monitoring import Alert
 from cms.models.plugins import (Flight, OutboxMail, PluginInstall, PluginValue, PluginVersion,
                                 TrustedKey)
 from cms.models.tenancy import Agency, Role, User, UserSession
@@ -24,6 +25,7 @@ __all__ = [
     "ActivityKind",
     "AdminToken",
     "Agency",
+    "Alert",
     "AuditEvent",
     "Booking",
     "BookingStatus",
