@@ -105,6 +105,7 @@ def build_app(settings: Settings) -> Iterator[Flask]:
     # Stop the plugin ticker so the engine and its reserved sandbox pool can be freed: a test run
     # builds hundreds of apps.
     app.extensions["cms"].plugins.close()
+    app.extensions["cms"].flags.close()
 
 
 @pytest.fixture

@@ -65,7 +65,11 @@ def test_plugin_limits_come_from_the_environment(tmp_path: Path) -> None:
         7_000_000, 32 * 1024 * 1024, 250)
     assert config.caps.memory_bytes == 64 * 1024 * 1024
     assert config.artifact_dir == tmp_path / "art"
-    assert not config.compile_missing  # the server never compiles on load
+    assert config.compile_missing  # development compiles a missing artifact on first use...
+    production = Settings.from_env({"CMS_ENV": "production", "CMS_SECRET_KEY": "x" * 32}, tmp_path)
+    assert not production.runtime_config().compile_missing  # ...production never compiles on load
+    forced = Settings.from_env({"CMS_PLUGIN_COMPILE_MISSING": "0"}, tmp_path)
+    assert not forced.runtime_config().compile_missing
     assert Settings.from_env({}, tmp_path).runtime_config().artifact_dir == tmp_path / "artifacts"
 
 
