@@ -28,6 +28,42 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+# prometheus-client's multiprocess mode: every worker writes its metrics to files in this folder
+# and /metrics adds them up. It must be set before any process imports prometheus_client, so here,
+# at config load in the master (before preload_app loads the app). tmpfs keeps the writes off disk.
+_default_metrics_dir = os.path.join("/dev/shm" if os.path.isdir("/dev/shm") else "/tmp",
+                                    f"cms-metrics-{bind.rsplit(':', 1)[1]}")
+metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _default_metrics_dir)
+if os.environ.get("CMS_METRICS_DIR_OWNER") != str(os.getpid()):
+    # A new server run, not a reload (HUP) of this master: start with no metric files left over.
+    os.environ["CMS_METRICS_DIR_OWNER"] = str(os.getpid())
+    from cms.monitoring.metrics import reset_multiprocess_dir
+
+    reset_multiprocess_dir(metrics_dir)
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    """Remove the default metrics folder when the server stops (a configured one is left)."""
+    if metrics_dir == _default_metrics_dir:
+        import shutil
+
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def pre_fork(server, worker):  # type: ignore[no-untyped-def]
+    """Count the workers started to replace one that exited (the first `workers` are not)."""
+    if worker.age > server.cfg.workers:
+        from cms.monitoring.metrics import count_worker_restart
+
+        count_worker_restart()
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """A worker is gone: drop its live gauges (RSS) from the metrics; its counters stay counted."""
+    from cms.monitoring.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
     """Start per-worker resources: nothing inherited from the master is shared across workers."""

@@ -16,7 +16,7 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """Build the app from `settings` (default: parsed from the environment) plus Flask config overrides."""
-    from cms import cli, errors, security
+    from cms import cli, errors, monitoring, security
     from cms.app_state import AppState, NavItem
     from cms.auth.passwords import Passwords
     from cms.auth.throttle import make_throttle
@@ -70,12 +70,15 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
             NavItem("Plugins", "admin.plugins"),
             NavItem("Feature flags", "admin.flags"),
             NavItem("Audit log", "admin.audit"),
+            NavItem("Health", "admin.health"),
+            NavItem("Alerts", "admin.alerts_page"),
         ],
     )
 
     security.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
+    monitoring.init_app(app)  # before the admin blueprint: it adds /admin/health and /admin/alerts
     _register_blueprints(app)
     _register_template_helpers(app)
     return app

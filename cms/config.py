@@ -10,7 +10,10 @@ import os
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from cms.monitoring.settings import MonitorSettings
 
 
 class ConfigError(RuntimeError):
@@ -100,6 +103,8 @@ class Settings:
     #: The circuit breaker: this many faults of one plugin version in the window quarantine it.
     quarantine_faults: int = 5
     quarantine_window_s: int = 60
+    #: Detector thresholds, time series and alert delivery (cms.monitoring, docs/monitoring.md).
+    monitoring: MonitorSettings = field(default_factory=lambda: _monitor_settings({}))
 
     def _checked(self) -> "Settings":
         """Self, after checking the plugin limits against their caps (raises ConfigError)."""
@@ -180,6 +185,7 @@ class Settings:
             mail_from=env.get("CMS_MAIL_FROM", "").strip() or "noreply@cms.local",
             quarantine_faults=_int(env, "CMS_QUARANTINE_FAULTS", 5, minimum=1),
             quarantine_window_s=_int(env, "CMS_QUARANTINE_WINDOW_SECONDS", 60, minimum=1),
+            monitoring=_monitor_settings(env),
         )._checked()
 
     def with_overrides(self, **changes: Any) -> "Settings":
@@ -204,6 +210,12 @@ class Settings:
             "MAX_CONTENT_LENGTH": 1024 * 1024,
             "CMS_SETTINGS": self,
         }
+
+
+def _monitor_settings(env: Mapping[str, str]) -> MonitorSettings:
+    from cms.monitoring.settings import MonitorSettings
+
+    return MonitorSettings.from_env(env)
 
 
 def _engine_options(url: str) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def _routes() -> list[tuple[str, str, str]]:
 
 ROUTES = _routes()
 PROTECTED = [r for r in ROUTES if r[0] not in PUBLIC]
-ADMIN = [r for r in PROTECTED if r[0].startswith("admin.") or r[2].startswith("/api/admin/")]
+ADMIN = [r for r in PROTECTED if r[0].startswith("admin.") or r[2].startswith(("/api/admin/", "/metrics"))]
 AGENT_AREA = [r for r in PROTECTED if r not in ADMIN and r[0] != "auth.logout"]
 # Plugin routes name a plugin, not a record of an agency; tests/plugins covers their agency walls.
 WITH_IDS = [r for r in AGENT_AREA if "<" in r[2] and not r[0].startswith("plugins.")]
@@ -102,7 +102,7 @@ def test_anonymous_is_sent_to_login(app: Flask, world: dict[str, Any], route: tu
     browser = Browser(app.test_client())
     before = _row_counts(app)
     response = _request(browser, route[1], _url(route[2], world))
-    if route[2].startswith("/api/"):  # an API client is told, not redirected
+    if route[2].startswith(("/api/", "/metrics")):  # an API client is told, not redirected
         assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized"
     else:
         assert response.status_code == 302
