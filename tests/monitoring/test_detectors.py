@@ -1,0 +1,145 @@
+"""The detectors on hand-made buckets: each fires on its pattern, and not on a healthy one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from cms.config import ConfigError, Settings
+from cms.monitoring import detectors
+from cms.monitoring.series import MemoryStore, Pending, latency_field, percentile_ms
+from cms.monitoring.settings import MonitorSettings
+
+S = MonitorSettings()
+MIB = 1024 * 1024
+
+
+def buckets(*rows: dict[str, float], start: int = 100) -> dict[int, dict[str, float]]:
+    return {start + i: dict(row) for i, row in enumerate(rows)}
+
+
+def leak_samples(start: int, step: int, n: int = 40) -> list[tuple[float, int, int]]:
+    """Newest first, like the store answers: memory rising by `step` a call."""
+    return [(float(i), start + i * step, 1000) for i in reversed(range(n))]
+
+
+def test_calls_near_the_memory_cap_are_a_critical_leak() -> None:
+    near = buckets({"calls": 20, "near_mem": 2, "f_memory_limit": 1, "mem_max": 4 * MIB,
+                    "mem_cap_max": 4 * MIB})
+    found = detectors.memory_leak(S, "softphone", "1.1.0-leaky", near, 100, [])
+    assert found is not None and found.severity == "critical" and found.key == (
+        "memory_leak", "softphone", "1.1.0-leaky")
+    assert "3 of 20 calls" in found.message and "4.0 MiB cap" in found.message
+    assert detectors.memory_leak(S, "softphone", "1.0.0", buckets({"calls": 20, "near_mem": 2}),
+                                 100, []) is None
+
+
+def test_peak_memory_rising_across_calls_is_a_leak_warning() -> None:
+    found = detectors.memory_leak(S, "softphone", "1.1.0-leaky", buckets({"calls": 40}), 100,
+                                  leak_samples(256 * 1024, 16 * 1024))
+    assert found is not None and found.severity == "warning" and "rose from" in found.message
+
+
+@pytest.mark.parametrize("samples", [
+    [(float(i), (256 if i % 2 else 1024) * 1024, 1000) for i in range(40)],  # a mix of two actions
+    leak_samples(256 * 1024, 0),                                             # flat
+    leak_samples(4 * MIB, 1024),                                             # +1 KiB a call: noise
+    [(float(i), m, 0) for i, m in enumerate([300_000] * 20 + [900_000] * 20)],  # dropped
+    leak_samples(256 * 1024, 16 * 1024, n=6),                                # too few calls
+])
+def test_healthy_memory_patterns_are_no_leak(samples: list[tuple[float, int, int]]) -> None:
+    assert detectors.memory_leak(S, "softphone", "1.0.0", buckets({"calls": 40}), 100,
+                                 samples) is None
+
+
+def test_running_out_of_fuel_is_a_critical_cpu_spike() -> None:
+    spinning = buckets({"calls": 5, "f_fuel_exhausted": 3, "fuel_cap_max": 20e6})
+    found = detectors.cpu_spike(S, "mail", "1.1.0-spinning", spinning, 100, None)
+    assert found is not None and found.severity == "critical" and "ran out of fuel" in found.message
+
+
+def test_fuel_per_call_against_its_baseline() -> None:
+    recent = buckets({"calls": 10, "answered": 10, "fuel_answered": 10 * 4e6}, start=106)
+    jump = detectors.cpu_spike(S, "mail", "1.2.0", recent, 106, (100.0, 100 * 1e6))
+    assert jump is not None and jump.severity == "warning" and "4.0 times" in jump.message
+    assert detectors.cpu_spike(S, "mail", "1.2.0", recent, 106, (100.0, 100 * 2e6)) is None
+    assert detectors.cpu_spike(S, "mail", "1.2.0", recent, 106, None) is None
+    assert detectors.cpu_spike(S, "mail", "1.2.0", recent, 106, (2.0, 2e6)) is None
+
+
+def test_fault_rate_and_what_other_detectors_explain() -> None:
+    failing = buckets({"calls": 10, "f_trap": 4, "f_capability_denied": 2, "f_ok": 4})
+    found = detectors.fault_rate(S, "terminal", "1.1.0-failing", failing, 100)
+    assert found is not None and "6 of 10 calls" in found.message
+    assert found.details["faults"] == {"trap": 4, "capability_denied": 2}
+    assert detectors.fault_rate(S, "terminal", "1.1.0-failing", failing, 100, {"trap"}) is None
+    host_trouble = buckets({"calls": 10, "f_host_error": 8, "f_ok": 2})
+    assert detectors.fault_rate(S, "terminal", "1.0.0", host_trouble, 100) is None
+    few = buckets({"calls": 3, "f_trap": 3})
+    assert detectors.fault_rate(S, "terminal", "1.0.0", few, 100) is None
+
+
+def test_host_call_error_rate() -> None:
+    found = detectors.host_errors(S, "terminal", "1.0.0", buckets({"hc": 20, "hc_err": 12}), 100)
+    assert found is not None and found.kind == "host_errors" and "12 of 20" in found.message
+    assert detectors.host_errors(S, "terminal", "1.0.0", buckets({"hc": 20, "hc_err": 4}), 100) is None
+
+
+def test_worker_rss_growth_and_ceiling() -> None:
+    grown = buckets({"rss_max": 200 * MIB}, {"rss_max": 300 * MIB}, {"rss_max": 480 * MIB})
+    found = detectors.worker_rss(S, "web1:42", grown, 100, 480 * MIB)
+    assert found is not None and found.severity == "warning" and "web1:42" in found.message
+    assert detectors.worker_rss(S, "web1:42", grown, 100, 300 * MIB) is None
+    ceiling = replace(S, worker_rss_max_mib=400)
+    assert detectors.worker_rss(ceiling, "web1:42", grown, 100, 480 * MIB).severity == "critical"  # type: ignore[union-attr]
+
+
+def test_login_failures_spike_against_their_usual_rate() -> None:
+    quiet = [{"failure": 1.0}] * 90
+    spike = buckets(*quiet, *[{"failure": 10.0, "throttled": 2.0}] * 6)
+    found = detectors.login_failures(S, spike, 190, 90, 6)
+    assert found is not None and "60 failed logins" in found.message
+    steady = buckets(*[{"failure": 10.0}] * 96)  # always this many: not a spike
+    assert detectors.login_failures(S, steady, 190, 90, 6) is None
+
+
+def test_pending_counts_flush_into_the_store_and_percentiles_read_back() -> None:
+    pending, store = Pending(10), MemoryStore(10, 3600)
+    for ms in [1.5] * 50 + [40.0] * 45 + [900.0] * 5:
+        pending.add("p|mail|1.0.0", 1000.0, {"calls": 1.0, latency_field(ms): 1.0},
+                    {"mem_max": ms})
+    pending.sample("p|mail|1.0.0", 1000.0, 65536, 1000)
+    deltas, samples = pending.take()
+    store.apply(deltas, samples, 1000.0)
+    data = store.read(["p|mail|1.0.0"], 900.0, 1000.0)["p|mail|1.0.0"]
+    assert data[100]["calls"] == 100 and data[100]["mem_max"] == 900.0
+    assert 1 < percentile_ms(data, 0.5) <= 2  # type: ignore[operator]
+    assert 500 < percentile_ms(data, 0.99) <= 1000  # type: ignore[operator]
+    assert store.samples("p|mail|1.0.0") == [(1000.0, 65536, 1000)]
+    assert pending.take() == ({}, {})
+
+
+@pytest.mark.parametrize(("env", "error"), [
+    ({"CMS_MONITOR_FAULT_RATE": "half"}, "must be a number"),
+    ({"CMS_ALERT_WEBHOOKS": "ftp://x"}, r"not an http\(s\) URL"),
+    ({"CMS_METRICS_ALLOW": "10.0.0.0/33"}, "not an address or CIDR"),
+    ({"CMS_ALERT_QUARANTINE": "memory_leak,bogus"}, "unknown alert kinds bogus"),
+    ({"CMS_MONITOR_RETENTION_SECONDS": "120"}, "must cover the window"),
+])
+def test_bad_monitoring_settings_are_refused(env: dict[str, str], error: str, tmp_path: Any) -> None:
+    with pytest.raises(ConfigError, match=error):
+        Settings.from_env({"CMS_SECRET_KEY": "x", **env}, instance_path=tmp_path)
+
+
+def test_monitoring_settings_from_the_environment(tmp_path: Any) -> None:
+    settings = Settings.from_env({
+        "CMS_SECRET_KEY": "x", "CMS_MONITOR_FAULT_RATE": "0.25", "CMS_MONITOR_BUCKET_SECONDS": "5",
+        "CMS_ALERT_WEBHOOKS": "https://hooks.example/a, http://10.0.0.5/b",
+        "CMS_METRICS_ALLOW": "10.0.0.0/8 ::1", "CMS_ALERT_QUARANTINE": "",
+    }, instance_path=tmp_path).monitoring
+    assert settings.fault_rate == 0.25 and settings.bucket_s == 5
+    assert settings.webhooks == ("https://hooks.example/a", "http://10.0.0.5/b")
+    assert settings.metrics_allow == ("10.0.0.0/8", "::1") and settings.quarantine_kinds == ()
+    assert Settings.from_env({"CMS_SECRET_KEY": "x"}, instance_path=tmp_path).monitoring == MonitorSettings()
