@@ -181,7 +181,8 @@ def worker_rss(s: MonitorSettings, worker_id: str, buckets: Buckets, since_bucke
                        f"worker {worker_id}: resident memory {_size(latest)} is above the "
                        f"{s.worker_rss_max_mib} MiB ceiling.", None, None,
                        {"worker": worker_id, "rss_bytes": latest})
-    values = [f["rss_max"] for b, f in buckets.items() if b >= since_bucket and "rss_max" in f]
+    values = [f.get("rss_min", f["rss_max"]) for b, f in buckets.items()
+              if b >= since_bucket and "rss_max" in f]
     if not values:
         return None
     low = min(values)

@@ -199,7 +199,8 @@ class Monitor:
         self.metrics.worker_rss.labels(str(pid)).set(rss)
         if used:
             self.metrics.worker_cpu.inc(used)
-        self.pending.add(series.worker_series(worker_id), wall, {"cpu": used}, {"rss_max": rss})
+        self.pending.add(series.worker_series(worker_id), wall, {"cpu": used},
+                         {"rss_max": rss, "rss_min": rss})
         self.store.put_worker(worker_id, {"pid": pid, "host": self.hostname, "rss": rss,
                                           "cpu_seconds": cpu, "cpu_ratio": ratio,
                                           "started": started, "last_seen": wall})

@@ -52,9 +52,17 @@ def latency_field(ms: float) -> str:
     return f"lat{len(LATENCY_BOUNDS_MS)}"
 
 
+def merge_peak(fields: dict[str, float], name: str, value: float) -> None:
+    """Keep the extreme of field `name`: the least for names ending in `_min`, else the most."""
+    current = fields.get(name)
+    if current is None or (value < current if name.endswith("_min") else value > current):
+        fields[name] = value
+
+
 @dataclass
 class Delta:
-    """What one worker adds to one bucket of one series: sums, and maxima."""
+    """What one worker adds to one bucket of one series: sums, and extremes (`*_max` fields
+    keep the most, `*_min` fields the least)."""
 
     sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     peaks: dict[str, float] = field(default_factory=dict)
@@ -63,8 +71,7 @@ class Delta:
         for name, value in sums.items():
             self.sums[name] += value
         for name, value in peaks.items():
-            if value > self.peaks.get(name, float("-inf")):
-                self.peaks[name] = value
+            merge_peak(self.peaks, name, value)
 
 
 Deltas = dict[tuple[str, int], Delta]
@@ -156,8 +163,7 @@ class MemoryStore:
                 for name, value in delta.sums.items():
                     fields[name] += value
                 for name, value in delta.peaks.items():
-                    if value > fields.get(name, float("-inf")):
-                        fields[name] = value
+                    merge_peak(fields, name, value)
                 self._seen[series] = now
             for series, texts in samples.items():
                 self._samples[series].extendleft(texts)
@@ -199,7 +205,7 @@ class MemoryStore:
             return True
 
 
-# Sums with HINCRBYFLOAT, maxima compared in the script: one atomic step per bucket.
+# Sums with HINCRBYFLOAT, extremes compared in the script: one atomic step per bucket.
 _APPLY = """
 local n = tonumber(ARGV[2])
 local i = 3
@@ -210,7 +216,8 @@ end
 while i < #ARGV do
   local current = tonumber(redis.call('HGET', KEYS[1], ARGV[i]))
   local value = tonumber(ARGV[i + 1])
-  if current == nil or value > current then
+  local least = string.sub(ARGV[i], -4) == '_min'
+  if current == nil or (least and value < current) or (not least and value > current) then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   end
   i = i + 2
@@ -312,8 +319,8 @@ class RedisStore:
             for b, fields in buckets.items():
                 merged = found[s].setdefault(b, {})
                 for name, value in fields.items():
-                    if name.endswith("_max"):
-                        merged[name] = max(merged.get(name, value), value)
+                    if name.endswith(("_max", "_min")):
+                        merge_peak(merged, name, value)
                     else:
                         merged[name] = merged.get(name, 0.0) + value
         return found

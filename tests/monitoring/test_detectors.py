@@ -143,3 +143,22 @@ def test_monitoring_settings_from_the_environment(tmp_path: Any) -> None:
     assert settings.webhooks == ("https://hooks.example/a", "http://10.0.0.5/b")
     assert settings.metrics_allow == ("10.0.0.0/8", "::1") and settings.quarantine_kinds == ()
     assert Settings.from_env({"CMS_SECRET_KEY": "x"}, instance_path=tmp_path).monitoring == MonitorSettings()
+
+
+@pytest.mark.redis
+def test_the_redis_store_adds_sums_and_keeps_extremes_across_workers(redis_url: str) -> None:
+    from cms.redis_client import make_redis
+    from cms.monitoring.series import RedisStore
+
+    workers = [RedisStore(make_redis(redis_url, 2.0), 10, 3600) for _ in range(2)]
+    for n, store in enumerate(workers):
+        pending = Pending(10)
+        pending.add("w|host:1", 1005.0, {"calls": 2.0 + n}, {"rss_max": 100.0 + n, "rss_min": 50.0 - n})
+        pending.sample("p|mail|1.0.0", 1000.0 + n, 65536 * (n + 1), 10)
+        store.apply(*pending.take(), 1005.0)
+    for store in workers:
+        assert store.read(["w|host:1"], 1000.0, 1009.0)["w|host:1"] == {
+            100: {"calls": 5.0, "rss_max": 101.0, "rss_min": 49.0}}
+        assert store.samples("p|mail|1.0.0") == [(1001.0, 131072, 10), (1000.0, 65536, 10)]
+        assert store.series("w|", 1005.0) == ["w|host:1"]
+    assert [store.try_lead(5.0) for store in workers] == [True, False]  # one evaluator at a time
