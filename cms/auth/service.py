@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cms import monitoring
+
 import math
 
 from sqlalchemy import select
@@ -54,6 +56,7 @@ def log_in(
     if wait:
         record_event(session, anonymous, "auth.login.throttled", target_type="user", target_label=name)
         session.commit()
+        monitoring.login("throttled")
         raise Throttled(
             f"Too many failed login attempts. Try again in {_minutes(wait)}.", retry_after=wait
         )
@@ -75,6 +78,7 @@ def log_in(
             after={"reason": reason},
         )
         session.commit()
+        monitoring.login("failure")
         # One message for every cause, so the form does not reveal which accounts exist.
         raise InvalidCredentials("Wrong username or password, or the account is deactivated.")
 
@@ -92,6 +96,7 @@ def log_in(
         target_label=user.username,
     )
     session.commit()
+    monitoring.login("success")
     return user
 
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cms import monitoring
 from cms.audit import Actor
 from cms.bookings import service as bookings
 from cms.bookings.rules import BookingInput, PassengerInput, SegmentInput
@@ -328,11 +329,17 @@ HANDLERS: dict[str, Callable[[CallContext, dict[str, Any]], Any]] = {
 }
 
 
+def _count_host_call(capability: str, outcome: str, call: CallContext) -> None:
+    """Metrics for agents' calls only (the upload check's soak answers from canned vectors)."""
+    if "host" in call.context:
+        monitoring.host_call(capability, outcome, call.plugin_id, call.version)
+
+
 def host_ops() -> HostOps:
     """Every op of plugin_sdk.capabilities, with its handler. Database ops run inline (the
     session belongs to the request's thread); the network op runs on a helper thread."""
     assert set(HANDLERS) == set(OPS), "every op in plugin_sdk.capabilities needs a handler"
-    return HostOps([HostOp(name, OPS[name], HANDLERS[name],
+    return HostOps(observe=_count_host_call, ops=[HostOp(name, OPS[name], HANDLERS[name],
                            timeout_ms=HTTP_TIMEOUT_MS + 500 if name == "http.get" else 1_000,
                            blocking=name == "http.get")
                     for name in sorted(HANDLERS)])

@@ -18,6 +18,7 @@ import jsonschema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cms import monitoring
 from cms.audit import Actor
 from cms.clients.service import get_client
 from cms.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
@@ -194,16 +195,21 @@ def run_action(session: Session, registry: PluginRegistry, call: AgentCall, plug
         raise PluginParamsInvalid(str(exc)) from None
     grants = frozenset(install.granted) & manifest.capabilities
     savepoint = session.begin_nested()
+    limits = None
     try:
         plugin = registry.plugin(built, grants)
+        limits = plugin.limits
         result = plugin.call_raw(data, {"host": host})
         if result.ok:
             check_blocks(result.output.get("ui", []), manifest.actions)
     except PluginFault as fault:
         savepoint.rollback()
+        monitoring.plugin_call(built.manifest.id, built.manifest.version, fault.kind, fault.stats, limits)
         return _failed(session, registry, call, built, fault.kind, fault.message)
     except UIError as exc:
         savepoint.rollback()
+        monitoring.plugin_call(built.manifest.id, built.manifest.version, FaultKind.INVALID_OUTPUT,
+                               result.stats, limits)
         return _failed(session, registry, call, built, FaultKind.INVALID_OUTPUT,
                        f"invalid UI blocks: {exc}")
     except Exception:
@@ -215,6 +221,8 @@ def run_action(session: Session, registry: PluginRegistry, call: AgentCall, plug
         mail.deliver(session, host.queued_mail, call.smtp_url, call.mail_from)
     else:
         savepoint.rollback()
+    monitoring.plugin_call(built.manifest.id, built.manifest.version,
+                           "ok" if result.ok else "error", result.stats, limits)
     registry.note(plugin_id, None)
     return ActionOutcome(plugin_id, action, result.output, result.stats)
 

@@ -91,10 +91,15 @@ class HostOp:
     blocking: bool = False
 
 
-class HostOps:
-    """The ops a runtime offers, by name."""
+#: Told of every host op's outcome: (capability, "ok" | error code | "denied", the call).
+Observer = Callable[[str, str, "CallContext"], None]
 
-    def __init__(self, ops: list[HostOp] | None = None) -> None:
+
+class HostOps:
+    """The ops a runtime offers, by name, and who is told of their outcomes (metrics)."""
+
+    def __init__(self, ops: list[HostOp] | None = None, observe: Observer | None = None) -> None:
+        self.observe = observe
         self._ops: dict[str, HostOp] = {}
         for op in ops or []:
             self.add(op)
@@ -209,12 +214,28 @@ class HostFunctions:
             raise _abort(args)
         op = self.ops.get(message["op"])
         if op is None:
+            self._observe("unknown", "unknown_op", call)
             return _error("unknown_op", f"no host op {message['op']!r}")
-        call.require(op.capability, f"op {op.name!r}")
         try:
-            return {"ok": True, "result": self._run(call, op, args)}
+            call.require(op.capability, f"op {op.name!r}")
+        except HostFault:
+            self._observe(op.capability, "denied", call)
+            raise
+        try:
+            result = self._run(call, op, args)
         except HostOpError as exc:
+            self._observe(op.capability, exc.code, call)
             return _error(exc.code, exc.message)
+        self._observe(op.capability, "ok", call)
+        return {"ok": True, "result": result}
+
+    def _observe(self, capability: str, outcome: str, call: CallContext) -> None:
+        observe = self.ops.observe
+        if observe is not None:
+            try:
+                observe(capability, outcome, call)
+            except Exception:  # metrics must never change a plugin call
+                logger.exception("host-call observer failed")
 
     def _run(self, call: CallContext, op: HostOp, args: dict[str, Any]) -> Any:
         """The op's result. A failing or slow op is an error *answer* (`unavailable`, `timeout`):

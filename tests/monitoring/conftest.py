@@ -3,7 +3,6 @@ settings, and helpers to drive calls until an alert appears."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from dataclasses import replace
@@ -98,103 +97,6 @@ def app(tmp_path: Path) -> Iterator[Flask]:
 def personas(app: Flask) -> Personas:
     return create_personas(app)
 
-
-# The hook calls --------------------------------------------------------------------------------
-# cms.plugins.service, cms.runtime.host and cms.auth.service call monitoring.plugin_call,
-# .host_call and .login (docs/monitoring.md, "Hooks"). Until a module makes its call itself,
-# this fixture makes it at the same place from outside, with the same arguments; each stand-in
-# steps aside as soon as the module's source calls the hook.
-
-def _calls_hook(module: Any, hook: str) -> bool:
-    return f"monitoring.{hook}(" in inspect.getsource(module)
-
-
-@pytest.fixture(autouse=True)
-def hooks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cms.auth import service as auth_service
-    from cms.auth import views as auth_views
-    from cms.plugins import service as plugin_service
-    from cms.runtime import host as runtime_host
-
-    if not _calls_hook(plugin_service, "plugin_call"):
-        _report_plugin_calls(monkeypatch)
-    if not _calls_hook(runtime_host, "host_call"):
-        _report_host_calls(monkeypatch)
-    if not _calls_hook(auth_service, "login"):
-        _report_logins(monkeypatch, auth_views)
-
-
-def _report_plugin_calls(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cms.runtime import Plugin, PluginFault
-
-    original = Plugin.call_raw
-
-    def call_raw(self: Plugin, data: bytes, context: Any = None) -> Any:
-        try:
-            result = original(self, data, context)
-        except PluginFault as fault:
-            monitoring.plugin_call(self.plugin_id, self.version, fault.kind, fault.stats,
-                                   self.limits)
-            raise
-        monitoring.plugin_call(self.plugin_id, self.version, "ok" if result.ok else "error",
-                               result.stats, self.limits)
-        return result
-
-    monkeypatch.setattr(Plugin, "call_raw", call_raw)
-
-
-def _report_host_calls(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cms.runtime.host import HostFunctions
-    from cms.runtime.results import HostFault
-    from plugin_sdk import abi
-    from plugin_sdk.abi import FaultKind
-
-    original = HostFunctions._answer
-
-    def answer(self: HostFunctions, call: Any, request: bytes) -> dict[str, Any]:
-        if "host" not in call.context:  # the staging gate's harness, not an agent's call
-            return original(self, call, request)
-        try:
-            op_name = json.loads(request.decode("utf-8")).get("op")
-        except (UnicodeDecodeError, ValueError, AttributeError):
-            op_name = None
-        op = self.ops.get(op_name) if isinstance(op_name, str) else None
-        capability = op.capability if op is not None else "unknown"
-        try:
-            result = original(self, call, request)
-        except HostFault as fault:
-            if op_name != abi.ABORT_OP and fault.kind == FaultKind.CAPABILITY_DENIED:
-                monitoring.host_call(capability, "denied", call.plugin_id, call.version)
-            raise
-        outcome = "ok" if result.get("ok") else str(result.get("error", {}).get("code", "error"))
-        monitoring.host_call(capability, outcome, call.plugin_id, call.version)
-        return result
-
-    monkeypatch.setattr(HostFunctions, "_answer", answer)
-
-
-def _report_logins(monkeypatch: pytest.MonkeyPatch, auth_views: Any) -> None:
-    from cms.auth.service import InvalidCredentials
-    from cms.errors import Throttled
-
-    original = auth_views.log_in
-
-    def log_in(*args: Any, **kwargs: Any) -> Any:
-        try:
-            user = original(*args, **kwargs)
-        except Throttled:
-            monitoring.login("throttled")
-            raise
-        except InvalidCredentials:
-            monitoring.login("failure")
-            raise
-        monitoring.login("success")
-        return user
-
-    monkeypatch.setattr(auth_views, "log_in", log_in)
-
-
-# A real webhook receiver ------------------------------------------------------------------------
 
 class WebhookServer:
     """A local HTTP server that records every POST; the first `fail_first` answer 500, and
