@@ -7,11 +7,13 @@ PORT ?= 8000
 export PORT
 FLASK := $(BIN)/flask --app cms
 
-.PHONY: run test install install-dev system-deps bench-deps migrate seed plugins bench clean help
+.PHONY: run test install install-dev system-deps bench-deps migrate seed plugins bench replay clean help
 
 help:
 	@echo "make run    install, migrate, seed demo data, start Gunicorn on PORT (default 8000)"
 	@echo "make test   install dev dependencies and run the whole test suite"
+	@echo "make replay the 10 April incident replayed under load (about 12 min); writes docs/incident-replay.md"
+	@echo "make bench  plugin-call, HTTP and flag-propagation benchmarks and a short replay; rewrites docs/benchmarks.md"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -59,8 +61,17 @@ bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get install -y -qq wrk >/dev/null; }
 
+# Each writes its own block of docs/benchmarks.md (http_bench.py rewrites the top and keeps the
+# rest); all need PostgreSQL on 127.0.0.1, the replay and flag benchmarks also redis-server.
 bench: install-dev bench-deps
+	$(BIN)/python bench/plugin_call.py --write
 	$(BIN)/python bench/http_bench.py --write
+	$(BIN)/python bench/flag_propagation.py --write
+	$(BIN)/python bench/incident_replay.py --short --write
+
+# The whole scenario with the control run; `make replay REPLAY_ARGS=--short` for the 4-minute one.
+replay: install-dev
+	$(BIN)/python bench/incident_replay.py --write $(REPLAY_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
