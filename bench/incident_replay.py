@@ -245,6 +245,15 @@ def run_load(name: str, args: argparse.Namespace, env: dict[str, str], work_dir:
     summary = analysis.summarize(rows, phases_at, answered, events, args.workers, sampler.samples)
     outcomes = database.outcomes(env, t_release)
     summary.update(incident_times(releases, outcomes, webhooks, t_release))
+    quarantined = [t_release + took for took in summary["quarantine_s_by_version"].values()
+                   if took is not None]
+    if quarantined and max(quarantined) < phases_at.end - 5:
+        # The faulty phase split at the last quarantine: what the faulty versions cost while
+        # they served, and what was left after.
+        last = max(quarantined)
+        summary["phases"]["faulty, until the last quarantine"] = analysis.window_stats(
+            rows, t_release, last)
+        summary["phases"]["faulty, after it"] = analysis.window_stats(rows, last, phases_at.end)
     return RunData(name, rows, phases_at, events, sampler.samples, releases, outcomes, webhooks,
                    summary)
 

@@ -160,31 +160,35 @@ def rss_growth(samples: list[tuple[float, int, float]], release: float, end: flo
 
 
 def phase_stats(rows: list[Row], phases: Phases) -> dict[str, dict[str, Any]]:
-    """Per phase: requests, server errors, plugin-fault answers, request p50/p99, login count,
-    failed logins and login p50/p99 (ms)."""
-    out: dict[str, dict[str, Any]] = {}
-    for phase in ("baseline", "faulty"):
-        rows_in = [r for r in rows if phases.of_row(r) == phase]
-        http = [r for r in rows_in if r.kind == "http"]
-        logins = [r for r in rows_in if r.kind == "login"]
-        span = (phases.release - phases.warmup_end) if phase == "baseline" else (phases.end - phases.release)
-        out[phase] = {
-            "seconds": round(span, 1),
-            "requests": len(http),
-            "requests_per_s": round(len(http) / span, 1) if span > 0 else None,
-            "server_errors": sum(is_server_error(r) for r in http),
-            "timeouts": sum("Timeout" in r.error or "timed out" in r.error for r in http),
-            "plugin_fault_answers": sum(r.status in (403, 503) and "/api/plugins/" in r.name
-                                        for r in http),
-            "request_p50_ms": _round(percentile([r.ms for r in http], 50)),
-            "request_p99_ms": _round(percentile([r.ms for r in http], 99)),
-            "logins": len(logins),
-            "failed_logins": sum(not r.ok for r in logins),
-            "login_p50_ms": _round(percentile([r.ms for r in logins if r.ok], 50)),
-            "login_p99_ms": _round(percentile([r.ms for r in logins if r.ok], 99)),
-            "login_max_ms": _round(max((r.ms for r in logins if r.ok), default=None)),
-        }
-    return out
+    """Baseline and faulty phase: see `window_stats`."""
+    return {"baseline": window_stats(rows, phases.warmup_end, phases.release),
+            "faulty": window_stats(rows, phases.release, phases.end)}
+
+
+def window_stats(rows: list[Row], start: float, end: float) -> dict[str, Any]:
+    """Requests and login attempts answered (or given up on) in [start, end): requests, server
+    errors, timeouts, plugin-fault answers, request p50/p99, logins, failed logins, login
+    p50/p99/max (ms)."""
+    rows_in = [r for r in rows if start <= r.start + r.ms / 1000 < end]
+    http = [r for r in rows_in if r.kind == "http"]
+    logins = [r for r in rows_in if r.kind == "login"]
+    span = end - start
+    return {
+        "seconds": round(span, 1),
+        "requests": len(http),
+        "requests_per_s": round(len(http) / span, 1) if span > 0 else None,
+        "server_errors": sum(is_server_error(r) for r in http),
+        "timeouts": sum("Timeout" in r.error or "timed out" in r.error for r in http),
+        "plugin_fault_answers": sum(r.status in (403, 503) and "/api/plugins/" in r.name
+                                    for r in http),
+        "request_p50_ms": _round(percentile([r.ms for r in http], 50)),
+        "request_p99_ms": _round(percentile([r.ms for r in http], 99)),
+        "logins": len(logins),
+        "failed_logins": sum(not r.ok for r in logins),
+        "login_p50_ms": _round(percentile([r.ms for r in logins if r.ok], 50)),
+        "login_p99_ms": _round(percentile([r.ms for r in logins if r.ok], 99)),
+        "login_max_ms": _round(max((r.ms for r in logins if r.ok), default=None)),
+    }
 
 
 def _count_by(faults: list[tuple[float, str, str]], since: float) -> dict[str, dict[str, int]]:

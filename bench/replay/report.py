@@ -50,10 +50,13 @@ def _cell(run: Any, key: str, unit: str) -> str:
         missing = [v for v, took in run.summary["quarantine_s_by_version"].items() if took is None]
         return (f"{', '.join(missing)}: not within the {run.phases.end - run.phases.release:.0f} s"
                 if len(missing) < len(run.releases) else "none quarantined")
-    if value is None and key == "p99_login_ratio":
+    if key == "p99_login_ratio":
         faulty = run.summary["phases"]["faulty"]
         if faulty["logins"] and faulty["logins"] == faulty["failed_logins"]:
             return "no login succeeded"
+        if faulty["failed_logins"]:
+            return (f"{_fmt(value, unit)} of the {faulty['logins'] - faulty['failed_logins']} "
+                    f"that succeeded ({faulty['failed_logins']} failed)")
     if value is None and key == "first_alert_s":
         return "no alert"
     return _fmt(value, unit)
