@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from cms.plugins.breaker import FaultCounter
     from cms.plugins.hostops import host_ops
     from cms.plugins.registry import PluginRegistry
+    from cms.plugins.state import load_plugin_state
     from cms.runtime import Runtime
 
     settings = settings or Settings.from_env()
@@ -59,8 +60,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         throttle=make_throttle(redis_client, settings.login_window_seconds),
         redis=redis_client,
         runtime=runtime,
-        # Flags read with their own short connections; the watcher starts per worker (lifecycle).
-        flags=FlagStore(SqlFlagSource(lambda: _engine(app)), redis_client),
+        # Flags (and, at the same config version, the plugin state) read with their own short
+        # connections; the watcher starts per worker (lifecycle).
+        flags=FlagStore(SqlFlagSource(lambda: _engine(app), {"plugins": load_plugin_state}),
+                        redis_client),
         plugins=PluginRegistry(runtime, settings.plugin_dir,
                                FaultCounter(redis_client, settings.quarantine_faults,
                                             settings.quarantine_window_s)),

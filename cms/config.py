@@ -103,6 +103,9 @@ class Settings:
     #: The circuit breaker: this many faults of one plugin version in the window quarantine it.
     quarantine_faults: int = 5
     quarantine_window_s: int = 60
+    #: A panel inside a page gets this long (ms); past it the page shows a placeholder and the
+    #: browser fetches the panel with the action's whole deadline.
+    panel_budget_ms: int = 50
     #: Detector thresholds, time series and alert delivery (cms.monitoring, docs/monitoring.md).
     monitoring: MonitorSettings = field(default_factory=lambda: _monitor_settings({}))
 
@@ -185,6 +188,7 @@ class Settings:
             mail_from=env.get("CMS_MAIL_FROM", "").strip() or "noreply@cms.local",
             quarantine_faults=_int(env, "CMS_QUARANTINE_FAULTS", 5, minimum=1),
             quarantine_window_s=_int(env, "CMS_QUARANTINE_WINDOW_SECONDS", 60, minimum=1),
+            panel_budget_ms=_int(env, "CMS_PANEL_BUDGET_MS", 50, minimum=10),
             monitoring=_monitor_settings(env),
         )._checked()
 

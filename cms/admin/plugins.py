@@ -105,11 +105,13 @@ def plugin_release(plugin_id: str) -> View:
                                 form.override_gate.data or None)
     try:
         if request.form.get("do") == "promote":
-            lifecycle.promote(db.session, current_actor(), plugin_id, form.version.data or "", release)
+            lifecycle.promote(db.session, current_actor(), plugin_id, form.version.data or "", release,
+                              notify=state().flags.changed)
             flash(f"{plugin_id} {form.version.data} is now the current version for every agent.", "success")
         else:
             lifecycle.set_canary(db.session, current_actor(), plugin_id, form.version.data or "",
-                                 form.percent.data or 0, release)
+                                 form.percent.data or 0, release,
+                                 notify=state().flags.changed)
             flash(f"{plugin_id} {form.version.data} goes to {form.percent.data or 0} % of agents.", "success")
     except DomainError as error:
         db.session.rollback()
@@ -127,7 +129,8 @@ def plugin_rollback(plugin_id: str) -> View:
         flash("A reason is required to roll back.", "error")
         return _render_detail(plugin_id, reason_form=form, status=422)
     try:
-        install = lifecycle.rollback(db.session, current_actor(), plugin_id, form.reason.data or "")
+        install = lifecycle.rollback(db.session, current_actor(), plugin_id, form.reason.data or "",
+                                     notify=state().flags.changed)
     except DomainError as error:
         db.session.rollback()
         flash(error.message, "error")
@@ -145,7 +148,8 @@ def plugin_release_quarantine(plugin_id: str) -> View:
         return _render_detail(plugin_id, reason_form=form, status=422)
     try:
         lifecycle.release_quarantine(db.session, current_actor(), plugin_id,
-                                     form.version.data or "", form.reason.data or "")
+                                     form.version.data or "", form.reason.data or "",
+                                     notify=state().flags.changed)
     except DomainError as error:
         db.session.rollback()
         flash(error.message, "error")

@@ -10,6 +10,8 @@ from cms.flags.evaluation import AgentRef, FlagRule, Snapshot, bucket
 from cms.flags.registry import FLAGS, FlagSpec, fallback, is_plugin_flag, plugin_flag_key
 from cms.flags.service import (
     FlagView,
+    Notify,
+    bump_config_version,
     config_version,
     ensure_plugin_flag,
     get_flag,
@@ -27,7 +29,9 @@ __all__ = [
     "FlagView",
     "Snapshot",
     "SqlFlagSource",
+    "Notify",
     "bucket",
+    "bump_config_version",
     "config_version",
     "ensure_plugin_flag",
     "fallback",

@@ -88,10 +88,12 @@ def bucket(key: str, user_id: int) -> int:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Every flag row at one config version. Replaced whole, never mutated."""
+    """Every flag row at one config version, plus what other areas load at that same version
+    (`extras`, e.g. the plugin state under "plugins"). Replaced whole, never mutated."""
 
     version: int
     rules: Mapping[str, FlagRule] = field(default_factory=lambda: MappingProxyType({}))
+    extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def is_enabled(self, key: str, agent: AgentRef | None, default: bool | None = None) -> bool:
         """The flag's answer for `agent`; an unknown key gets `fallback(key, default)`."""

@@ -171,8 +171,12 @@ def config_version(session: Session) -> int:
 
 # Writing --------------------------------------------------------------------------------------
 
-def _bump_version(session: Session) -> int:
-    """Add one to the config version in this transaction (locking its row) and return it."""
+def bump_config_version(session: Session) -> int:
+    """Add one to the config version in this transaction (locking its row) and return it.
+
+    Call it in the transaction of any change that workers keep in their snapshot (flags, and
+    the plugin state); after the commit, `notify(version)` tells every worker at once, and
+    workers that miss the message see the new version within the poll interval."""
     bumped = session.execute(
         update(FlagVersion).where(FlagVersion.id == 1).values(version=FlagVersion.version + 1)
     )
@@ -244,7 +248,7 @@ def set_flag(
                 return get_flag(session, key)
             changed = [name for name in after if after[name] != before[name]]
             row.updated_at, row.updated_by = utcnow(), actor.username[:64]
-            version = _bump_version(session)
+            version = bump_config_version(session)
             record_event(
                 session, actor, "flag.update", target_type="flag", target_id=key, target_label=key,
                 agency_id=None, before={name: before[name] for name in changed},
@@ -281,7 +285,7 @@ def ensure_plugin_flag(session: Session, plugin_id: str, name: str) -> FeatureFl
     row = _new_row(spec, enabled=True)
     row.updated_by = "system"
     session.add(row)
-    _bump_version(session)
+    bump_config_version(session)
     return row
 
 

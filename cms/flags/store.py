@@ -22,11 +22,11 @@ import threading
 import time
 import weakref
 from types import MappingProxyType
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import redis
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from cms.flags.evaluation import AgentRef, FlagRule, Snapshot
 from cms.flags.registry import fallback
@@ -51,11 +51,20 @@ class FlagSource(Protocol):
     def version(self) -> int: ...
 
 
-class SqlFlagSource:
-    """Reads flags with its own short connection from `engine()`, never the request's session."""
+#: Loads another area's rarely changing state in the flag reload's connection (see `extras`).
+ExtraLoader = Callable[[Connection], Any]
 
-    def __init__(self, engine: Callable[[], Engine]) -> None:
+
+class SqlFlagSource:
+    """Reads flags with its own short connection from `engine()`, never the request's session.
+
+    `extras` maps a name to a loader that runs in the same connection after the flags, so the
+    snapshot's `extras[name]` is at the same config version (the plugin state uses this)."""
+
+    def __init__(self, engine: Callable[[], Engine],
+                 extras: Mapping[str, ExtraLoader] | None = None) -> None:
         self._engine = engine
+        self._extras = dict(extras or {})
 
     def version(self) -> int:
         with self._engine().connect() as conn:
@@ -70,9 +79,10 @@ class SqlFlagSource:
             rows = conn.execute(
                 select(table.c.key, table.c.enabled, table.c.rollout_percent, table.c.targeting)
             ).all()
+            extras = {name: load(conn) for name, load in self._extras.items()}
         rules = {row.key: FlagRule.from_row(row.key, row.enabled, row.rollout_percent, row.targeting)
                  for row in rows}
-        return Snapshot(version, MappingProxyType(rules))
+        return Snapshot(version, MappingProxyType(rules), MappingProxyType(extras))
 
 
 class _RateLimitedLog:

@@ -88,6 +88,6 @@ def init_app(app: Flask) -> None:
             monitor.tick(lambda: Session(db.engine))
 
     monitor = Monitor(settings.monitoring, app.extensions["cms"].redis, settings.smtp_url,
-                      settings.mail_from, tick_in_app)
+                      settings.mail_from, tick_in_app, app.extensions["cms"].flags.changed)
     app.extensions["monitoring"] = monitor
     views.init_app(app)

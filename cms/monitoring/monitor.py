@@ -51,8 +51,11 @@ class Monitor:
 
     def __init__(self, settings: MonitorSettings, redis: Any | None = None,
                  smtp_url: str | None = None, mail_from: str = "noreply@cms.local",
-                 tick_in_app: Callable[[], None] | None = None) -> None:
+                 tick_in_app: Callable[[], None] | None = None,
+                 on_config_change: Callable[[int], None] | None = None) -> None:
         self.settings = settings
+        #: Announces a new config version (after a quarantine) to every worker.
+        self.on_config_change = on_config_change
         #: Runs `tick` inside the app's context (what the worker thread calls).
         self.tick_in_app = tick_in_app
         self.metrics = Metrics()
@@ -323,7 +326,7 @@ class Monitor:
         reason = f"{alert.kind.replace('_', ' ')} alert #{alert.id}: {alert.message}"
         try:
             done = quarantine(session, Actor.system("monitoring"), alert.plugin_id, alert.version,
-                              reason)
+                              reason, notify=self.on_config_change)
         except Exception:
             session.rollback()
             logger.exception("could not quarantine %s %s", alert.plugin_id, alert.version)

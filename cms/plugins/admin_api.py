@@ -85,7 +85,8 @@ def canary(plugin_id: str) -> Response:
     if isinstance(body["percent"], bool) or not isinstance(body["percent"], int):
         raise ValidationFailed("percent is an integer from 0 to 100.")
     install = lifecycle.set_canary(db.session, api_actor(), plugin_id, str(body["version"]),
-                                   body["percent"], _release(body))
+                                   body["percent"], _release(body),
+                                   notify=state().flags.changed)
     return jsonify(install_json(install))
 
 
@@ -93,7 +94,8 @@ def canary(plugin_id: str) -> Response:
 @admin_api
 def promote(plugin_id: str) -> Response:
     body = _body("version", "reason")
-    install = lifecycle.promote(db.session, api_actor(), plugin_id, str(body["version"]), _release(body))
+    install = lifecycle.promote(db.session, api_actor(), plugin_id, str(body["version"]), _release(body),
+                                notify=state().flags.changed)
     return jsonify(install_json(install))
 
 
@@ -101,7 +103,8 @@ def promote(plugin_id: str) -> Response:
 @admin_api
 def rollback(plugin_id: str) -> Response:
     body = _body("reason")
-    install = lifecycle.rollback(db.session, api_actor(), plugin_id, str(body["reason"]))
+    install = lifecycle.rollback(db.session, api_actor(), plugin_id, str(body["reason"]),
+                                 notify=state().flags.changed)
     return jsonify(install_json(install))
 
 
@@ -109,5 +112,6 @@ def rollback(plugin_id: str) -> Response:
 @admin_api
 def release_quarantine(plugin_id: str, version: str) -> Response:
     body = _body("reason")
-    row = lifecycle.release_quarantine(db.session, api_actor(), plugin_id, version, str(body["reason"]))
+    row = lifecycle.release_quarantine(db.session, api_actor(), plugin_id, version, str(body["reason"]),
+                                       notify=state().flags.changed)
     return jsonify(version_json(row))

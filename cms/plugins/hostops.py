@@ -2,8 +2,9 @@
 
 Handlers are Flask-free: they read the `HostContext` the plugin service puts into the call's
 context (the agent, agency, open client and the database session) and always stay inside the
-calling agent's agency. Writes are flushed, never committed: the service commits the call's
-writes only when the plugin answers ok, so a fault leaves nothing half-written.
+calling agent's agency. Writes are flushed, never committed: the first write op of a call opens
+its savepoint (`HostContext.begin_write`; a call that only reads opens none), and the service
+keeps the call's writes only when the plugin answers ok, so a fault leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session, SessionTransaction, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cms import monitoring
 from cms.audit import Actor
@@ -26,7 +29,7 @@ from cms.bookings.rules import BookingInput, PassengerInput, SegmentInput
 from cms.clients.search import search_statement
 from cms.clients.service import get_client
 from cms.errors import Conflict, DomainError, NotFound, ValidationFailed
-from cms.models import Activity, ActivityKind, Booking, Client
+from cms.models import Activity, ActivityKind, Booking, Client, Segment
 from cms.plugins import inventory, kv, mail
 from cms.runtime import CallContext, HostOp, HostOpError, HostOps
 from plugin_sdk.capabilities import OPS
@@ -48,6 +51,33 @@ class HostContext:
     http_allow: tuple[str, ...] = ()
     #: Outbox mails queued by this call, delivered after commit.
     queued_mail: list[int] = field(default_factory=list)
+    #: The call's savepoint, opened by its first write op (None: the call wrote nothing).
+    savepoint: SessionTransaction | None = None
+    #: The page's client when the call has none: its storage is prefetched, never reachable.
+    page_client_id: int | None = None
+
+    def kv_owners(self) -> list[tuple[str, int]]:
+        """The kv owners to load with this call's first kv op: its agency, its agent and the
+        open client (or the page's, which later panels of the page reach)."""
+        owners = [("plugin", self.agency_id), ("agent", self.user_id)]
+        client_id = self.client_id if self.client_id is not None else self.page_client_id
+        return owners + ([("client", client_id)] if client_id is not None else [])
+
+    def begin_write(self) -> None:
+        """Open the call's savepoint before its first write (idempotent)."""
+        if self.savepoint is None:
+            self.savepoint = self.session.begin_nested()
+
+    def end(self, keep: bool) -> bool:
+        """Release the savepoint, keeping its writes or not; True when there were writes."""
+        savepoint, self.savepoint = self.savepoint, None
+        if savepoint is None:
+            return False
+        if keep:
+            savepoint.commit()
+        else:
+            savepoint.rollback()
+        return True
 
     @property
     def user_id(self) -> int:
@@ -93,14 +123,15 @@ def _kv(op: str) -> Callable[[CallContext, dict[str, Any]], Any]:
         try:
             owner = kv.owner_of(scope, host.agency_id, host.user_id, host.client_id)
             where = (host.session, host.plugin_id, host.agency_id, scope, owner)
+            reach = host.kv_owners()
             if op == "kv.get":
-                return {"value": kv.kv_get(*where, args.get("key"))}
+                return {"value": kv.kv_get(*where, args.get("key"), reachable=reach)}
             if op == "kv.set":
-                kv.kv_set(*where, args.get("key"), args.get("value"))
+                kv.kv_set(*where, args.get("key"), args.get("value"), reachable=reach)
                 return {"ok": True}
             if op == "kv.delete":
-                return {"deleted": kv.kv_delete(*where, args.get("key"))}
-            return {"keys": kv.kv_list(*where, args.get("prefix", ""))}
+                return {"deleted": kv.kv_delete(*where, args.get("key"), reachable=reach)}
+            return {"keys": kv.kv_list(*where, args.get("prefix", ""), reachable=reach)}
         except kv.KvRefused as exc:
             raise HostOpError(exc.code, exc.message) from None
     return handle
@@ -165,13 +196,29 @@ def bookings_get(call: CallContext, args: dict[str, Any]) -> Any:
     return booking_view(_find_booking(host_of(call), args))
 
 
+def _load_segments(session: Session, rows: list[Booking]) -> None:
+    """Segments of the bookings that do not have them loaded yet (a client page's own list
+    has), in one statement."""
+    missing = {b.id: b for b in rows if "segments" not in inspect(b).dict}
+    if not missing:
+        return
+    found: dict[int, list[Segment]] = {booking_id: [] for booking_id in missing}
+    for segment in session.scalars(select(Segment).where(Segment.booking_id.in_(missing))
+                                   .order_by(Segment.booking_id, Segment.position)):
+        found[segment.booking_id].append(segment)
+    for booking_id, segments in found.items():
+        set_committed_value(missing[booking_id], "segments", segments)
+
+
 def bookings_list(call: CallContext, args: dict[str, Any]) -> Any:
     host = host_of(call)
     client_id = _int_arg(args, "client_id")
     limit = min(max(int(args.get("limit", 10) or 10), 1), 20)
-    rows = host.session.scalars(select(Booking).where(
+    rows = list(host.session.scalars(select(Booking).where(
         Booking.client_id == client_id, Booking.agency_id == host.agency_id,
-    ).order_by(Booking.created_at.desc(), Booking.id.desc()).limit(limit))
+    ).options(joinedload(Booking.passengers))
+        .order_by(Booking.created_at.desc(), Booking.id.desc()).limit(limit)).unique())
+    _load_segments(host.session, rows)
     return {"items": [{"id": b.id, "locator": b.record_locator, "status": b.status,
                        "summary": bookings.trip_summary(b), "created_at": b.created_at.isoformat()}
                       for b in rows]}
@@ -319,7 +366,21 @@ def http_get(call: CallContext, args: dict[str, Any]) -> Any:
     return {"status": status, "body": body.decode("utf-8", errors="replace")}
 
 
-HANDLERS: dict[str, Callable[[CallContext, dict[str, Any]], Any]] = {
+Handler = Callable[[CallContext, dict[str, Any]], Any]
+
+#: The ops that change data: each opens the call's savepoint first.
+WRITE_OPS = frozenset({"kv.set", "kv.delete", "bookings.create", "bookings.update",
+                       "bookings.cancel", "activity.add", "mail.send"})
+
+
+def _writing(handler: Handler) -> Handler:
+    def handle(call: CallContext, args: dict[str, Any]) -> Any:
+        host_of(call).begin_write()
+        return handler(call, args)
+    return handle
+
+
+_READS_AND_WRITES: dict[str, Handler] = {
     **{op: _kv(op) for op in ("kv.get", "kv.set", "kv.delete", "kv.list")},
     "clients.get": clients_get, "clients.search": clients_search,
     "bookings.get": bookings_get, "bookings.list": bookings_list,
@@ -327,6 +388,8 @@ HANDLERS: dict[str, Callable[[CallContext, dict[str, Any]], Any]] = {
     "bookings.cancel": bookings_cancel, "activity.add": activity_add, "mail.send": mail_send,
     "inventory.search": inventory_search, "http.get": http_get,
 }
+HANDLERS: dict[str, Handler] = {op: _writing(h) if op in WRITE_OPS else h
+                                for op, h in _READS_AND_WRITES.items()}
 
 
 def _count_host_call(capability: str, outcome: str, call: CallContext) -> None:

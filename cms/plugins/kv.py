@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, event, or_, select
 from sqlalchemy.orm import Session
 
 from cms.models import PluginValue
@@ -45,44 +46,90 @@ def _key(key: Any) -> str:
     return key
 
 
-def _row(session: Session, plugin_id: str, agency_id: int, scope: str, owner: int,
-         key: str) -> PluginValue | None:
-    return session.scalar(select(PluginValue).where(
-        PluginValue.plugin_id == plugin_id, PluginValue.agency_id == agency_id,
-        PluginValue.scope == scope, PluginValue.owner_id == owner, PluginValue.key == key))
+# Reads of one transaction ------------------------------------------------------------------
+#
+# A page runs several plugin calls, each reading a few keys. The first kv op of a transaction
+# loads every value of the owners its call can reach (the agency, the agent, the open client),
+# for all plugins, in one statement; the calls of that transaction then read and check quotas
+# from memory, and writes keep the cache in step. Any commit or rollback (a call's savepoint
+# included) drops it, so it never outlives what the transaction saw.
+
+Owner = tuple[str, int]  # (scope, owner id)
+_CACHE = "cms.plugins.kv"
 
 
-def kv_get(session: Session, plugin_id: str, agency_id: int, scope: str, owner: int, key: Any) -> Any:
-    row = _row(session, plugin_id, agency_id, scope, owner, _key(key))
+@dataclass
+class _Cache:
+    owners: set[Owner] = field(default_factory=set)
+    rows: dict[tuple[str, str, int, str], PluginValue] = field(default_factory=dict)
+
+
+def _forget(session: Session, *_: Any) -> None:
+    session.info.pop(_CACHE, None)
+
+
+event.listen(Session, "after_commit", _forget)
+event.listen(Session, "after_soft_rollback", _forget)
+
+
+def _cache(session: Session, agency_id: int, scope: str, owner: int,
+           reachable: Iterable[Owner]) -> _Cache:
+    """This transaction's cache, with (scope, owner) and every `reachable` owner loaded."""
+    cache: _Cache = session.info.setdefault(_CACHE, _Cache())
+    missing = [o for o in dict.fromkeys([(scope, owner), *reachable]) if o not in cache.owners]
+    if missing:
+        rows = session.scalars(select(PluginValue).where(
+            PluginValue.agency_id == agency_id,
+            or_(*[and_(PluginValue.scope == s, PluginValue.owner_id == o) for s, o in missing])))
+        for row in rows:
+            cache.rows[(row.plugin_id, row.scope, row.owner_id, row.key)] = row
+        cache.owners.update(missing)
+    return cache
+
+
+def _owned(cache: _Cache, plugin_id: str, scope: str, owner: int) -> list[PluginValue]:
+    return [row for (p, s, o, _), row in cache.rows.items()
+            if p == plugin_id and s == scope and o == owner]
+
+
+def kv_get(session: Session, plugin_id: str, agency_id: int, scope: str, owner: int, key: Any,
+           reachable: Iterable[Owner] = ()) -> Any:
+    """The stored value (None when unset). `reachable`: the other owners this call may read,
+    loaded in the same statement."""
+    key = _key(key)
+    row = _cache(session, agency_id, scope, owner, reachable).rows.get((plugin_id, scope, owner, key))
     return None if row is None else row.value
 
 
 def kv_set(session: Session, plugin_id: str, agency_id: int, scope: str, owner: int, key: Any,
-           value: Any) -> None:
+           value: Any, reachable: Iterable[Owner] = ()) -> None:
     """Store `value`; raises KvRefused (too_large, quota_exceeded) with nothing written."""
     key = _key(key)
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()) + len(key)
     if size > MAX_VALUE_BYTES:
         raise KvRefused("too_large", f"the value is {size} bytes; at most {MAX_VALUE_BYTES}")
-    row = _row(session, plugin_id, agency_id, scope, owner, key)
-    count, total = session.execute(
-        select(func.count(), func.coalesce(func.sum(PluginValue.size), 0)).where(
-            PluginValue.plugin_id == plugin_id, PluginValue.agency_id == agency_id,
-            PluginValue.scope == scope, PluginValue.owner_id == owner)).one()
-    if row is None and count >= MAX_KEYS:
+    cache = _cache(session, agency_id, scope, owner, reachable)
+    row = cache.rows.get((plugin_id, scope, owner, key))
+    owned = _owned(cache, plugin_id, scope, owner)
+    if row is None and len(owned) >= MAX_KEYS:
         raise KvRefused("quota_exceeded", f"at most {MAX_KEYS} keys per {scope}")
-    if total - (row.size if row else 0) + size > MAX_TOTAL_BYTES:
+    if sum(r.size for r in owned) - (row.size if row else 0) + size > MAX_TOTAL_BYTES:
         raise KvRefused("quota_exceeded", f"at most {MAX_TOTAL_BYTES} bytes per {scope}")
     if row is None:
-        session.add(PluginValue(plugin_id=plugin_id, agency_id=agency_id, scope=scope,
-                                owner_id=owner, key=key, value=value, size=size))
+        row = PluginValue(plugin_id=plugin_id, agency_id=agency_id, scope=scope, owner_id=owner,
+                          key=key, value=value, size=size)
+        session.add(row)
     else:
         row.value, row.size = value, size
     session.flush()
+    cache.rows[(plugin_id, scope, owner, key)] = row
 
 
-def kv_delete(session: Session, plugin_id: str, agency_id: int, scope: str, owner: int, key: Any) -> bool:
-    row = _row(session, plugin_id, agency_id, scope, owner, _key(key))
+def kv_delete(session: Session, plugin_id: str, agency_id: int, scope: str, owner: int, key: Any,
+              reachable: Iterable[Owner] = ()) -> bool:
+    key = _key(key)
+    cache = _cache(session, agency_id, scope, owner, reachable)
+    row = cache.rows.pop((plugin_id, scope, owner, key), None)
     if row is None:
         return False
     session.delete(row)
@@ -91,10 +138,8 @@ def kv_delete(session: Session, plugin_id: str, agency_id: int, scope: str, owne
 
 
 def kv_list(session: Session, plugin_id: str, agency_id: int, scope: str, owner: int,
-            prefix: Any) -> list[str]:
+            prefix: Any, reachable: Iterable[Owner] = ()) -> list[str]:
     if not isinstance(prefix, str) or len(prefix) > MAX_KEY:
         raise KvRefused("bad_args", "prefix must be a string")
-    keys = session.scalars(select(PluginValue.key).where(
-        PluginValue.plugin_id == plugin_id, PluginValue.agency_id == agency_id,
-        PluginValue.scope == scope, PluginValue.owner_id == owner).order_by(PluginValue.key))
-    return [k for k in keys if k.startswith(prefix)]
+    cache = _cache(session, agency_id, scope, owner, reachable)
+    return sorted(r.key for r in _owned(cache, plugin_id, scope, owner) if r.key.startswith(prefix))

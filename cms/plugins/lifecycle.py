@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from cms.audit import Actor, record_event
 from cms.errors import Conflict, NotFound, ValidationFailed
+from cms.flags import Notify, bump_config_version
 from cms.models import PluginInstall, PluginVersion, TrustedKey, utcnow
+from cms.plugins.state import wanted_versions
 from cms.runtime import Limits, LimitsError, PluginFault
 from plugin_sdk.manifest import Manifest, ManifestError, parse_manifest
 from plugin_sdk.package import PackageError, key_id, read_package
@@ -83,6 +85,15 @@ def _audit(session: Session, actor: Actor, action: str, plugin_id: str, version:
     record_event(session, actor, action, target_type="plugin", target_id=plugin_id,
                  target_label=f"{plugin_id} {version}" if version else plugin_id,
                  agency_id=None, before=before, after=after)
+
+
+def _commit_rollout(session: Session, notify: Notify | None) -> None:
+    """Commit a change of what agents get, with a new config version, and announce it: every
+    worker's plugin snapshot follows (cms.plugins.state)."""
+    version = bump_config_version(session)
+    session.commit()
+    if notify is not None:
+        notify(version)
 
 
 def _install_state(install: PluginInstall) -> dict[str, Any]:
@@ -297,7 +308,7 @@ def _apply_grants_and_override(install: PluginInstall, row: PluginVersion, manif
 
 
 def set_canary(session: Session, actor: Actor, plugin_id: str, version: str, percent: int,
-               release: Release) -> PluginInstall:
+               release: Release, notify: Notify | None = None) -> PluginInstall:
     """Send `percent` % of agents (a sticky cohort) to `version`; 0 ends the canary."""
     reason = _reason(release.reason)
     install = get_install(session, plugin_id)
@@ -315,12 +326,12 @@ def set_canary(session: Session, actor: Actor, plugin_id: str, version: str, per
         install.canary_version, install.canary_percent = row.version, percent
     _audit(session, actor, "plugin.canary", plugin_id, version, before,
            {**_install_state(install), "reason": reason, "override": release.override_gate})
-    session.commit()
+    _commit_rollout(session, notify)
     return install
 
 
 def promote(session: Session, actor: Actor, plugin_id: str, version: str,
-            release: Release) -> PluginInstall:
+            release: Release, notify: Notify | None = None) -> PluginInstall:
     """Make `version` current for every agent; the old current becomes the rollback target."""
     reason = _reason(release.reason)
     install = get_install(session, plugin_id)
@@ -335,11 +346,12 @@ def promote(session: Session, actor: Actor, plugin_id: str, version: str,
         install.canary_version, install.canary_percent = None, 0
     _audit(session, actor, "plugin.promote", plugin_id, version, before,
            {**_install_state(install), "reason": reason, "override": release.override_gate})
-    session.commit()
+    _commit_rollout(session, notify)
     return install
 
 
-def rollback(session: Session, actor: Actor, plugin_id: str, reason: str) -> PluginInstall:
+def rollback(session: Session, actor: Actor, plugin_id: str, reason: str,
+             notify: Notify | None = None) -> PluginInstall:
     """One click back: end any canary, and return to the previous version if there is one."""
     text = _reason(reason)
     install = get_install(session, plugin_id)
@@ -352,13 +364,14 @@ def rollback(session: Session, actor: Actor, plugin_id: str, reason: str) -> Plu
         install.version, install.previous_version = install.previous_version, None
     _audit(session, actor, "plugin.rollback", plugin_id, install.version, before,
            {**_install_state(install), "reason": text})
-    session.commit()
+    _commit_rollout(session, notify)
     return install
 
 
 # Quarantine -----------------------------------------------------------------------------------
 
-def quarantine(session: Session, actor: Actor, plugin_id: str, version: str, reason: str) -> bool:
+def quarantine(session: Session, actor: Actor, plugin_id: str, version: str, reason: str,
+               notify: Notify | None = None) -> bool:
     """Quarantine a version (idempotent); returns True when this call quarantined it."""
     row = get_version(session, plugin_id, version)
     if row.quarantined_at is not None:
@@ -366,13 +379,13 @@ def quarantine(session: Session, actor: Actor, plugin_id: str, version: str, rea
     row.quarantined_at, row.quarantine_reason = utcnow(), reason[:500]
     _audit(session, actor, "plugin.quarantine", plugin_id, version, {"quarantined": False},
            {"quarantined": True, "reason": reason[:500]})
-    session.commit()
+    _commit_rollout(session, notify)
     logger.error("plugin %s %s quarantined: %s", plugin_id, version, reason)
     return True
 
 
 def release_quarantine(session: Session, actor: Actor, plugin_id: str, version: str,
-                       reason: str) -> PluginVersion:
+                       reason: str, notify: Notify | None = None) -> PluginVersion:
     """Only an admin releases a quarantine; the reason goes into the audit log."""
     text = _reason(reason)
     row = get_version(session, plugin_id, version)
@@ -382,24 +395,16 @@ def release_quarantine(session: Session, actor: Actor, plugin_id: str, version: 
     row.quarantined_at, row.quarantine_reason = None, None
     _audit(session, actor, "plugin.quarantine.release", plugin_id, version, before,
            {"quarantined": False, "reason": text})
-    session.commit()
+    _commit_rollout(session, notify)
     return row
-
-
-def cohort(plugin_id: str, user_id: int) -> int:
-    """An agent's sticky bucket 0..99 for a plugin's canary (the same on every host)."""
-    return int.from_bytes(hashlib.sha256(f"canary:{plugin_id}:{user_id}".encode()).digest()[:4],
-                          "big") % 100
 
 
 def serving_version(session: Session, install: PluginInstall, user_id: int) -> PluginVersion | None:
     """The version this agent gets: the canary for its cohort, else the current one; a
     quarantined version falls back to the current, then the previous one; None when none is
-    usable (the plugin is then off for the agent)."""
-    wanted = []
-    if install.canary_version and cohort(install.plugin_id, user_id) < install.canary_percent:
-        wanted.append(install.canary_version)
-    wanted += [v for v in (install.version, install.previous_version) if v]
+    usable (the plugin is then off for the agent). Reads the database: requests use the
+    worker's snapshot instead (`PluginState.serving`, the same rule)."""
+    wanted = wanted_versions(install, user_id)
     rows = {r.version: r for r in session.scalars(select(PluginVersion).where(
         PluginVersion.plugin_id == install.plugin_id, PluginVersion.version.in_(wanted)))}
     for version in wanted:

@@ -12,7 +12,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
+
+import jsonschema
 
 from cms.plugins.breaker import FaultCounter
 from cms.runtime import Plugin, Runtime
@@ -20,6 +22,7 @@ from plugin_sdk.manifest import MANIFEST_NAME, Manifest, ManifestError, load_man
 
 if TYPE_CHECKING:
     from cms.models import PluginVersion
+    from cms.plugins.state import VersionState
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,16 @@ class BuiltPlugin:
     folder: Path | None = None
     manifest_text: str = ""
     vectors: dict[str, str] = field(default_factory=dict)
+    _validators: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def validator(self, action: str) -> Any:
+        """The compiled JSON Schema validator of `action`'s params (built once per version);
+        the action must exist."""
+        found = self._validators.get(action)
+        if found is None:
+            found = jsonschema.Draft202012Validator(self.manifest.actions[action].params_schema)
+            self._validators[action] = found
+        return found
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,12 @@ class PluginRegistry:
             with self._lock:
                 self._versions[key] = built
         return built
+
+    def for_state(self, version: VersionState, load: Callable[[], PluginVersion]) -> BuiltPlugin:
+        """The built plugin of a version in the plugin snapshot; `load()` fetches its stored row
+        only the first time this process needs that version (by checksum)."""
+        built = self._versions.get((version.plugin_id, version.version, version.sha256))
+        return built if built is not None else self.for_version(load())
 
     def plugin(self, built: BuiltPlugin, grants: frozenset[str]) -> Plugin:
         """The runtime plugin for `built` with `grants`; raises PluginFault when it cannot load."""

@@ -10,24 +10,24 @@ a plugin that fails.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable
 
-import jsonschema
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from cms import monitoring
 from cms.audit import Actor
-from cms.clients.service import get_client
 from cms.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from cms.models import Client, PluginInstall, PluginVersion, User, utcnow
 from cms.plugins import mail
-from cms.flags import config_version, ensure_plugin_flag
+from cms.flags import bump_config_version, config_version, ensure_plugin_flag
 from cms.plugins.hostops import HostContext
-from cms.plugins.lifecycle import quarantine, register_bundled, serving_version
+from cms.plugins.lifecycle import get_version, quarantine, register_bundled
 from cms.plugins.registry import BuiltPlugin, PluginRegistry
+from cms.plugins.state import InstallState, PluginState, load_plugin_state
 from cms.runtime import CallStats, PluginFault
 from plugin_sdk import abi
 from plugin_sdk.abi import EnvelopeError, FaultKind
@@ -61,6 +61,17 @@ class PluginFaulted(DomainError):
         super().__init__(message, kind=kind, fallback=fallback)
         self.kind = kind
         self.fallback = fallback
+
+
+class PanelDeferred(DomainError):
+    """A panel inside a page ran past its budget; the browser fetches it afterwards. Not a
+    fault: nothing is counted against the plugin, and nothing it wrote was kept."""
+
+    status = 503
+    code = "panel_deferred"
+
+    def __init__(self, plugin_id: str, budget_ms: int) -> None:
+        super().__init__(f"{plugin_id} needed more than the page's {budget_ms} ms for its panel.")
 
 
 class PluginDenied(PermissionDenied):
@@ -103,10 +114,12 @@ class PanelView:
     outcome: ActionOutcome | None
     error: DomainError | None
     fallback: str
+    #: Past the page's panel budget: rendered as a placeholder the browser fills in.
+    deferred: bool = False
 
     @property
     def failed(self) -> bool:
-        return self.outcome is None
+        return self.outcome is None and not self.deferred
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,15 @@ class AgentCall:
     mail_from: str = "noreply@cms.local"
     #: Evaluates a feature flag for this agent (the app's in-memory snapshot); None: all on.
     flag: Callable[[str], bool] | None = None
+    #: This worker's plugin snapshot; None: read the database (CLI, tests).
+    plugins: PluginState | None = None
+    #: Announces a new config version (a quarantine this call caused) to every worker.
+    notify: Callable[[int], None] | None = None
+    #: A panel's own time budget inside a page, in ms; None: the action's whole deadline.
+    budget_ms: int | None = None
+    #: The client the page shows, when the call has none of its own (the toolbar): its plugin
+    #: storage is read with the agent's in one statement. Never given to the plugin.
+    page_client_id: int | None = None
 
     def flag_on(self, key: str) -> bool:
         return True if self.flag is None else self.flag(key)
@@ -134,21 +156,36 @@ class AgentCall:
         return cls(actor, user.display_name, **kwargs)
 
 
+def plugin_state(session: Session, call: AgentCall) -> PluginState:
+    """The plugin snapshot the call carries, or (CLI, tests) the database's state now."""
+    return call.plugins if call.plugins is not None else load_plugin_state(session.connection())
+
+
+def _served(session: Session, registry: PluginRegistry, states: PluginState,
+            install: InstallState, user_id: int) -> BuiltPlugin | None:
+    """The built version this agent gets (its module read once per process), or None."""
+    version = states.serving(install, user_id)
+    if version is None:
+        return None
+    return registry.for_state(version, lambda: get_version(session, version.plugin_id,
+                                                          version.version))
+
+
 def resolve(session: Session, registry: PluginRegistry, plugin_id: str,
-            call: AgentCall) -> tuple[BuiltPlugin, PluginInstall]:
-    """The version of `plugin_id` this agent gets, and the install; raises PluginUnavailable
-    when the plugin is unknown, off (its install or its kill switch), or every usable version
-    is quarantined."""
+            call: AgentCall) -> tuple[BuiltPlugin, InstallState]:
+    """The version of `plugin_id` this agent gets, and the install, from the call's snapshot;
+    raises PluginUnavailable when the plugin is unknown, off (its install or its kill switch),
+    or every usable version is quarantined."""
     assert call.actor.user_id is not None
-    user_id = call.actor.user_id
-    install = session.get(PluginInstall, plugin_id)
+    states = plugin_state(session, call)
+    install = states.installs.get(plugin_id)
     if install is None or not install.enabled or not call.plugin_on(plugin_id):
         raise PluginUnavailable(f"There is no plugin {plugin_id[:40]!r}, or it is turned off.")
-    row = serving_version(session, install, user_id)
-    if row is None:
+    built = _served(session, registry, states, install, call.actor.user_id)
+    if built is None:
         raise PluginUnavailable(f"{plugin_id} is quarantined and has no good version to fall "
                                 "back to.")
-    return registry.for_version(row), install
+    return built, install
 
 
 def _context(call: AgentCall, client: Client | None, now: datetime) -> dict[str, Any]:
@@ -165,66 +202,94 @@ def _context(call: AgentCall, client: Client | None, now: datetime) -> dict[str,
     return context
 
 
+def _open_client(session: Session, call: AgentCall) -> Client | None:
+    """The call's client, checked against the agent's agency; the page's own loaded client is
+    reused (identity map), so panels of a client page cost no query for it."""
+    if not call.client_id:
+        return None
+    client = session.get(Client, call.client_id)
+    if client is None or client.agency_id != call.actor.agency_id:
+        raise NotFound("This client does not exist.")
+    return client
+
+
 def run_action(session: Session, registry: PluginRegistry, call: AgentCall, plugin_id: str,
                action: str, params: Any, now: datetime | None = None) -> ActionOutcome:
     """Run `action` of `plugin_id` for the agent in `call` and return its checked outcome.
 
     Raises PluginUnavailable (404), PluginParamsInvalid (422), NotFound (the client is not in
-    the agent's agency), PluginDenied (403) or PluginFaulted (503). Writes of the call are
-    committed only when the plugin answers ok; otherwise nothing it did is kept.
+    the agent's agency), PluginDenied (403), PluginFaulted (503), or PanelDeferred when a
+    panel budget (`call.budget_ms`) ran out. A call that only reads makes no transaction work;
+    the first write op opens a savepoint, and writes are committed only when the plugin
+    answers ok (without expiring the page's loaded objects); otherwise nothing is kept.
     """
     built, install = resolve(session, registry, plugin_id, call)
+    return _run(session, registry, call, built, install, action, params, now)
+
+
+def _commit_keeping_objects(session: Session) -> None:
+    """Commit the call's flushed writes; objects the page loaded stay loaded (their state is
+    what this transaction saw, which the commit does not change)."""
+    real = session() if isinstance(session, scoped_session) else session
+    expire, real.expire_on_commit = real.expire_on_commit, False
+    try:
+        real.commit()
+    finally:
+        real.expire_on_commit = expire
+
+
+def _run(session: Session, registry: PluginRegistry, call: AgentCall, built: BuiltPlugin,
+         install: InstallState, action: str, params: Any, now: datetime | None) -> ActionOutcome:
     manifest = built.manifest
-    spec = manifest.actions.get(action)
-    if spec is None:
+    if action not in manifest.actions:
         raise PluginUnavailable(f"{manifest.name} has no action {action[:40]!r}.")
     if not isinstance(params, dict):
         raise PluginParamsInvalid("Params must be a JSON object.")
-    problem = next(iter(jsonschema.Draft202012Validator(spec.params_schema).iter_errors(params)), None)
+    problem = next(iter(built.validator(action).iter_errors(params)), None)
     if problem is not None:
         where = ".".join(str(p) for p in problem.path)
         raise PluginParamsInvalid(f"Params of {action}: {where + ': ' if where else ''}{problem.message}")
     assert call.actor.agency_id is not None
-    client = get_client(session, call.actor.agency_id, call.client_id) if call.client_id else None
-    host = HostContext(session=session, plugin_id=plugin_id, agency_id=call.actor.agency_id,
+    client = _open_client(session, call)
+    host = HostContext(session=session, plugin_id=manifest.id, agency_id=call.actor.agency_id,
                        actor=call.actor, client_id=client.id if client else None,
-                       http_allow=manifest.http_allow)
+                       http_allow=manifest.http_allow,
+                       page_client_id=call.page_client_id if client is None else None)
     try:
         data = abi.encode_input(action, params, _context(call, client, now or utcnow()))
     except EnvelopeError as exc:
         raise PluginParamsInvalid(str(exc)) from None
-    grants = frozenset(install.granted) & manifest.capabilities
-    savepoint = session.begin_nested()
+    grants = install.granted & manifest.capabilities
     limits = None
     try:
         plugin = registry.plugin(built, grants)
         limits = plugin.limits
-        result = plugin.call_raw(data, {"host": host})
+        result = plugin.call_raw(data, {"host": host}, timeout_ms=call.budget_ms)
         if result.ok:
             check_blocks(result.output.get("ui", []), manifest.actions)
     except PluginFault as fault:
-        savepoint.rollback()
-        monitoring.plugin_call(built.manifest.id, built.manifest.version, fault.kind, fault.stats, limits)
+        host.end(keep=False)
+        if (fault.kind == FaultKind.TIMEOUT and call.budget_ms is not None and limits is not None
+                and call.budget_ms < limits.timeout_ms):
+            raise PanelDeferred(manifest.id, call.budget_ms) from None
+        monitoring.plugin_call(manifest.id, manifest.version, fault.kind, fault.stats, limits)
         return _failed(session, registry, call, built, fault.kind, fault.message)
     except UIError as exc:
-        savepoint.rollback()
-        monitoring.plugin_call(built.manifest.id, built.manifest.version, FaultKind.INVALID_OUTPUT,
+        host.end(keep=False)
+        monitoring.plugin_call(manifest.id, manifest.version, FaultKind.INVALID_OUTPUT,
                                result.stats, limits)
         return _failed(session, registry, call, built, FaultKind.INVALID_OUTPUT,
                        f"invalid UI blocks: {exc}")
-    except Exception:
-        savepoint.rollback()
+    except BaseException:
+        host.end(keep=False)
         raise
-    if result.ok:
-        savepoint.commit()
-        session.commit()
+    if host.end(keep=result.ok) and result.ok:
+        _commit_keeping_objects(session)
         mail.deliver(session, host.queued_mail, call.smtp_url, call.mail_from)
-    else:
-        savepoint.rollback()
-    monitoring.plugin_call(built.manifest.id, built.manifest.version,
+    monitoring.plugin_call(manifest.id, manifest.version,
                            "ok" if result.ok else "error", result.stats, limits)
-    registry.note(plugin_id, None)
-    return ActionOutcome(plugin_id, action, result.output, result.stats)
+    registry.note(manifest.id, None)
+    return ActionOutcome(manifest.id, action, result.output, result.stats)
 
 
 def _failed(session: Session, registry: PluginRegistry, call: AgentCall, built: BuiltPlugin,
@@ -239,7 +304,8 @@ def _failed(session: Session, registry: PluginRegistry, call: AgentCall, built: 
         reason = (f"{count} faults in {registry.faults.window_s:.0f} s (last: {kind}: "
                   f"{message[:200]})")
         try:
-            quarantine(session, Actor.system("circuit-breaker"), plugin_id, version, reason)
+            quarantine(session, Actor.system("circuit-breaker"), plugin_id, version, reason,
+                       notify=call.notify)
         except Exception:  # the call's answer must not depend on recording the quarantine
             session.rollback()
             logger.exception("could not quarantine %s %s", plugin_id, version)
@@ -249,32 +315,39 @@ def _failed(session: Session, registry: PluginRegistry, call: AgentCall, built: 
 
 
 def panels(session: Session, registry: PluginRegistry, call: AgentCall, slot: str) -> list[PanelView]:
-    """Every enabled plugin's panel for `slot`, rendered; a failing one carries its error and
-    falls back to its manifest's text, and the others render as usual."""
+    """Every enabled plugin's panel for `slot`, rendered, in one pass over the call's snapshot;
+    a failing one carries its error and falls back to its manifest's text, one past its budget
+    is deferred (the browser fetches it), and the others render as usual."""
     assert call.actor.user_id is not None
+    states = plugin_state(session, call)
     views: list[PanelView] = []
-    for install in session.scalars(select(PluginInstall).where(PluginInstall.enabled.is_(True))
-                                   .order_by(PluginInstall.plugin_id)).all():
+    for install in states.enabled():
         if not call.plugin_on(install.plugin_id):
             continue
-        row = serving_version(session, install, call.actor.user_id)
-        if row is None:
+        built = _served(session, registry, states, install, call.actor.user_id)
+        if built is None:
             continue
-        built = registry.for_version(row)
         for panel in built.manifest.panels:
             if panel.slot == slot:
-                views.append(render_panel(session, registry, call, built, panel))
+                views.append(render_panel(session, registry, call, built, panel, install))
     return views
 
 
 def render_panel(session: Session, registry: PluginRegistry, call: AgentCall, built: BuiltPlugin,
-                 panel: Panel) -> PanelView:
-    """Run the panel's action; a failure is kept in the view (with the fallback), not raised."""
+                 panel: Panel, install: InstallState | None = None) -> PanelView:
+    """Run the panel's action; a failure is kept in the view (with the fallback), not raised,
+    and a panel past `call.budget_ms` comes back deferred."""
     outcome: ActionOutcome | None = None
     error: DomainError | None = None
+    panel_call = replace(call, slot=panel.slot)
     try:
-        outcome = run_action(session, registry, replace(call, slot=panel.slot), built.manifest.id,
-                             panel.action, {})
+        if install is None:
+            outcome = run_action(session, registry, panel_call, built.manifest.id, panel.action, {})
+        else:
+            outcome = _run(session, registry, panel_call, built, install, panel.action, {}, None)
+    except PanelDeferred:
+        return PanelView(built.manifest.id, built.manifest.name, panel.title, panel.action, None,
+                         None, built.manifest.fallback, deferred=True)
     except DomainError as exc:
         error = exc
     return PanelView(built.manifest.id, built.manifest.name, panel.title, panel.action, outcome,
@@ -295,22 +368,21 @@ RECENT_S = 600.0
 
 
 def plugin_statuses(session: Session, registry: PluginRegistry, call: AgentCall) -> list[PluginStatus]:
-    """Every plugin that is on for this agent, with its last outcome in this process (faults in
-    the last 10 min); a plugin with no usable version (quarantined) shows as failing."""
-    import time
-
+    """Every plugin that is on for this agent, from the call's snapshot, with its last outcome
+    in this process (faults in the last 10 min); a plugin with no usable version (quarantined)
+    shows as failing."""
     assert call.actor.user_id is not None
+    states = plugin_state(session, call)
     statuses = []
-    for install in session.scalars(select(PluginInstall).where(PluginInstall.enabled.is_(True))
-                                   .order_by(PluginInstall.plugin_id)).all():
+    for install in states.enabled():
         if not call.plugin_on(install.plugin_id):
             continue
-        row = serving_version(session, install, call.actor.user_id)
-        if row is None:
+        built = _served(session, registry, states, install, call.actor.user_id)
+        if built is None:
             statuses.append(PluginStatus(install.plugin_id, install.plugin_id, "failing",
                                          "quarantined"))
             continue
-        name = registry.for_version(row).manifest.name
+        name = built.manifest.name
         health = registry.health(install.plugin_id)
         if health is None or (not health.ok and time.monotonic() - health.at > RECENT_S):
             statuses.append(PluginStatus(install.plugin_id, name, "idle", "not used yet"))
@@ -328,6 +400,7 @@ def sync_installs(session: Session, registry: PluginRegistry,
     what it requests) unless installed. A new bundled version replaces an older bundled current
     one (a deploy is the intent); an uploaded current version is left alone. Returns ids added."""
     added = []
+    bump_config_version(session)  # versions and installs may change: every snapshot reloads
     for plugin_id, built in sorted(registry.built().items()):
         row = register_bundled(session, built.manifest_text, built.wasm, built.vectors)
         ensure_plugin_flag(session, plugin_id, built.manifest.name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, render_template, request
+from flask import Blueprint, abort, g, jsonify, render_template, request
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -23,6 +23,7 @@ from cms.flags import AgentRef
 from cms.plugins.service import (AgentCall, PanelView, PluginStatus, PluginUnavailable,
                                  panels, plugin_statuses, render_panel, resolve,
                                  run_action)
+from cms.plugins.state import PluginState, plugin_state_of
 
 bp = Blueprint("plugins", __name__)
 
@@ -30,13 +31,22 @@ bp = Blueprint("plugins", __name__)
 HOST_FIELDS = ("csrf_token", "__client_id", "__slot", "__action")
 
 
-def agent_call(client_id: int | None = None, slot: str | None = None) -> AgentCall:
+def agent_call(client_id: int | None = None, slot: str | None = None,
+               budget_ms: int | None = None, page_client_id: int | None = None) -> AgentCall:
+    """The request's agent, with the worker's flag and plugin snapshot (one per request, so
+    the panels and the status strip of a page agree)."""
     app_state = state()
     agent = AgentRef.for_user(current_user)
+    if "plugin_snapshot" not in g:
+        snapshot = app_state.flags.snapshot()
+        g.plugin_snapshot = plugin_state_of(snapshot.extras) if snapshot is not None else None
     return AgentCall.for_user(current_user, current_actor(), client_id=client_id, slot=slot,
                               smtp_url=app_state.settings.smtp_url,
                               mail_from=app_state.settings.mail_from,
-                              flag=lambda key: app_state.flags.is_enabled(key, agent))
+                              flag=lambda key: app_state.flags.is_enabled(key, agent),
+                              plugins=g.plugin_snapshot or PluginState(),
+                              notify=app_state.flags.changed, budget_ms=budget_ms,
+                              page_client_id=page_client_id)
 
 
 def _client_id(value: Any) -> int | None:
@@ -52,7 +62,10 @@ def _slots() -> dict[str, Any]:
     def plugin_panels(slot: str, client_id: int | None = None) -> list[PanelView]:
         if not current_user.is_authenticated or current_user.agency_id is None:
             return []
-        return panels(db.session, state().plugins, agent_call(client_id), slot)
+        page_client = (request.view_args or {}).get("client_id")  # the client the page shows
+        call = agent_call(client_id, budget_ms=state().settings.panel_budget_ms,
+                          page_client_id=page_client if isinstance(page_client, int) else None)
+        return panels(db.session, state().plugins, call, slot)
 
     def plugin_status() -> list[PluginStatus]:
         if not current_user.is_authenticated:
@@ -140,6 +153,25 @@ def page(plugin_id: str) -> str:
     panel = render_panel(db.session, state().plugins, agent_call(client_id), built, spec)
     return render_template("plugins/page.html", panel=panel, manifest=built.manifest,
                            client_id=client_id)
+
+
+@bp.get("/plugins/<plugin_id>/panels/<slot>")
+@login_required
+def panel(plugin_id: str, slot: str) -> Any:
+    """One plugin's panel of `slot`, alone (its body's HTML with `X-Partial: 1`): what the page
+    fetches for a panel that needed more than the page's budget. No budget here."""
+    built, install = resolve(db.session, state().plugins, plugin_id, agent_call())
+    spec = next((p for p in built.manifest.panels if p.slot == slot), None)
+    if spec is None:
+        raise PluginUnavailable(f"{built.manifest.name} has no panel in {slot[:40]!r}.")
+    client_id = _client_id(request.args.get("client_id"))
+    view = render_panel(db.session, state().plugins, agent_call(client_id), built, spec, install)
+    status = view.error.status if view.error is not None else 200
+    if request.headers.get("X-Partial") == "1":
+        return render_template("plugins/_panel_body.html", panel=view, slot=slot,
+                               client_id=client_id), status
+    return render_template("plugins/result.html", panel=view, slot=slot, client_id=client_id,
+                           back=request.referrer), status
 
 
 @bp.get("/outbox")

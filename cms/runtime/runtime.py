@@ -188,8 +188,13 @@ class Plugin:
             prepared.invokers.invoker = invoker
         return invoker
 
-    def _deadline_ticks(self) -> int:
-        return math.ceil(self.limits.timeout_ms / self.runtime.config.engine.epoch_tick_ms) + 1
+    def _deadline_ticks(self, budget_ms: int | None = None) -> int:
+        """Epoch ticks for the whole limit (at least the limit: one tick more), or for a
+        shorter budget (at most the budget: the first tick may come at once)."""
+        tick = self.runtime.config.engine.epoch_tick_ms
+        if budget_ms is None or budget_ms >= self.limits.timeout_ms:
+            return math.ceil(self.limits.timeout_ms / tick) + 1
+        return max(1, budget_ms // tick)
 
     def call(self, action: str, params: Mapping[str, Any] | None = None,
              context: Mapping[str, Any] | None = None) -> CallResult:
@@ -200,9 +205,14 @@ class Plugin:
         """
         return self.call_raw(abi.encode_input(action, params, context), context)
 
-    def call_raw(self, data: bytes, context: Mapping[str, Any] | None = None) -> CallResult:
-        """Run an already encoded input envelope; raises EnvelopeError when it is too large."""
+    def call_raw(self, data: bytes, context: Mapping[str, Any] | None = None,
+                 timeout_ms: int | None = None) -> CallResult:
+        """Run an already encoded input envelope; raises EnvelopeError when it is too large.
+
+        `timeout_ms` shortens this call's wall-clock deadline (never beyond the plugin's own
+        limit): a page gives an inline panel a short budget this way."""
         started = time.perf_counter()
+        budget_ms = min(timeout_ms or self.limits.timeout_ms, self.limits.timeout_ms)
         if len(data) > self.limits.input_bytes:
             raise EnvelopeError(f"input is {len(data)} bytes; the limit is {self.limits.input_bytes}")
         prepared = self.prepared()
@@ -211,17 +221,18 @@ class Plugin:
         call: CallContext | None = None
         if prepared.shape.imports:
             call = CallContext(self.plugin_id, self.version, self.grants, self.limits.max_host_calls,
-                               time.monotonic() + self.limits.timeout_ms / 1000, context or {})
+                               time.monotonic() + budget_ms / 1000, context or {})
             host.enter(call)
         try:
-            raw = invoker.invoke(data, self.limits, self._deadline_ticks())
+            raw = invoker.invoke(data, self.limits, self._deadline_ticks(budget_ms))
         finally:
             if call is not None:
                 host.leave()
         host_calls = call.host_calls if call is not None else 0
         stats = self._stats(started, self.limits.fuel - raw.fuel_left, raw.memory_bytes, host_calls)
         if raw.kind is not None:
-            logger.warning("plugin fault kind=%s plugin=%s version=%s fuel=%d memory=%d ms=%.1f: %s",
+            budget_only = raw.kind == FaultKind.TIMEOUT and budget_ms < self.limits.timeout_ms
+            logger.log(logging.INFO if budget_only else logging.WARNING, "plugin fault kind=%s plugin=%s version=%s fuel=%d memory=%d ms=%.1f: %s",
                            raw.kind, self.plugin_id, self.version, stats.fuel_consumed,
                            stats.peak_memory_bytes, stats.wall_ms, raw.message)
             raise PluginFault(raw.kind, raw.message, stats)

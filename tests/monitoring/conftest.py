@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from cms import monitoring
 from cms.audit import Actor
+from cms.app_state import state
 from cms.extensions import db
 from cms.models import Alert
 from cms.monitoring.settings import MonitorSettings
@@ -51,7 +52,8 @@ def release_faulty(app: Flask, name: str) -> tuple[str, str]:
         lifecycle.register_bundled(db.session, (folder / "plugin.toml").read_text(),
                                    (folder / (manifest.module_file or "")).read_bytes(), {})
         lifecycle.promote(db.session, Actor(None, "ada.admin", None), manifest.id,
-                          manifest.version, lifecycle.Release("replay of the outage"))
+                          manifest.version, lifecycle.Release("replay of the outage"),
+                          notify=state().flags.changed)
     return manifest.id, manifest.version
 
 

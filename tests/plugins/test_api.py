@@ -160,3 +160,47 @@ def test_transactional_writes_on_both_databases(any_db_app: Flask, then: str) ->
         answers = response.get_json()["result"]["answers"]
         assert [a["ok"] for a in answers] == [True, True, False]
         assert answers[2]["error"]["code"] == "too_large"
+
+
+def test_kv_reads_of_one_transaction_share_a_statement_and_never_see_a_rolled_back_write(
+        app: Flask, personas: Personas) -> None:
+    from sqlalchemy import event
+
+    from cms.app_state import state
+    from cms.audit import Actor
+    from cms.models import User
+    from cms.plugins.service import AgentCall, run_action
+
+    client_id = make_client(app, personas.agency_a_id)
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == personas.agent_a))
+        call = AgentCall.for_user(user, Actor.for_user(user, None, None), client_id=client_id)
+
+        def run(*ops: tuple[str, dict[str, Any]], then: str = "ok") -> Any:
+            params = {"calls": [{"op": op, "args": a} for op, a in ops], "then": then}
+            try:
+                return run_action(db.session, state().plugins, call, "probe", "call", params)
+            except Exception as exc:  # a trap is an answer here
+                return exc
+
+        run(("kv.set", {"key": "k", "value": "kept"}), ("kv.set", {"key": "c", "value": 1,
+                                                                   "scope": "client"}))
+        seen: list[str] = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            first = run(("kv.get", {"key": "k"}), ("kv.get", {"key": "c", "scope": "client"}),
+                        ("kv.list", {}))
+            again = run(("kv.get", {"key": "k"}), ("kv.get", {"key": "nope", "scope": "plugin"}))
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        answers = [r["result"] for r in first.output["result"]["answers"]]
+        assert answers == [{"value": "kept"}, {"value": 1}, {"keys": ["k"]}]
+        assert [r["result"] for r in again.output["result"]["answers"]][0] == {"value": "kept"}
+        assert sum("plugin_values" in s for s in seen) == 1  # agency, agent and client at once
+        # A write the plugin did not answer ok for is gone, also from what later calls read.
+        run(("kv.set", {"key": "k", "value": "lost"}), ("kv.set", {"key": "new", "value": 2}),
+            then="trap")
+        after = run(("kv.get", {"key": "k"}), ("kv.get", {"key": "new"}))
+        assert [a["result"] for a in after.output["result"]["answers"]] == [
+            {"value": "kept"}, {"value": None}]

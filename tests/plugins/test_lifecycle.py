@@ -163,7 +163,8 @@ def test_repeated_faults_quarantine_the_version_and_agents_fall_back(
     trap = guests.returning("unreachable")  # every call traps
     upload(app, package(trap, "2.0.0", [{**OK_VECTOR, "expect": {"fault": "trap"}}]))
     with app.app_context():
-        lifecycle.set_canary(db.session, ADMIN, "probe", "2.0.0", 100, lifecycle.Release("all in"))
+        lifecycle.set_canary(db.session, ADMIN, "probe", "2.0.0", 100, lifecycle.Release("all in"),
+                             notify=state().flags.changed)
     browser.login(personas.agent_a)
     token = browser.csrf("/clients")
     kinds = [browser.client.post("/api/plugins/probe/actions/call", json={"count": 1},
@@ -194,7 +195,7 @@ def test_a_quarantine_with_nothing_to_fall_back_to_turns_the_plugin_off(
     with app.app_context():
         lifecycle.promote(db.session, ADMIN, "probe", "2.0.0", lifecycle.Release("oops", override_gate="x" * 3))
         lifecycle.quarantine(db.session, ADMIN, "probe", "2.0.0", "test")
-        lifecycle.quarantine(db.session, ADMIN, "probe", "1.0.0", "test")
+        lifecycle.quarantine(db.session, ADMIN, "probe", "1.0.0", "test", notify=state().flags.changed)
     browser.login(personas.agent_a)
     response = api(browser, {})
     assert response.status_code == 404 and "quarantined" in response.get_json()["error"]["message"]

@@ -117,3 +117,53 @@ def test_the_status_strip_tells_which_plugins_work(app: Flask, personas: Persona
     assert re.search(r'data-plugin-status="dialer" data-state="failing"', page)
     assert re.search(r'data-plugin-status="probe" data-state="ok"', page)
     assert 'Softphone <span class="small">(failing (trap))</span>' in page
+
+
+SPINNER = BROKEN.replace('[actions.panel]', '[limits]\nfuel = 1000000000\ntimeout_ms = 300\n\n[actions.panel]')
+SPIN = """
+  (func (export "cms_handle") (param i32 i32) (result i64)
+    (loop $forever (br $forever))
+    (i64.const 0))"""
+
+
+def test_a_spinning_panel_is_deferred_past_the_page_budget_and_fetched_on_its_own(
+        app: Flask, personas: Personas, browser: Browser) -> None:
+    install(app, built(SPINNER.format(id="spinner", name="Spinner"), guests.module(handle=SPIN)))
+    client_id = make_client(app, personas.agency_a_id, first_name="Ada", last_name="Lovelace")
+    browser.login(personas.agent_a)
+    for _ in range(app.config["CMS_SETTINGS"].quarantine_faults + 1):
+        page = browser.get(f"/clients/{client_id}").get_data(as_text=True)
+        # The page does not wait for the spinner's 300 ms deadline: a placeholder stands in.
+        src = re.search(r'data-panel-src="([^"]+)"', page)
+        assert src is not None
+        assert src.group(1) == f"/plugins/spinner/panels/client.sidebar?client_id={client_id}"
+        assert "Ada Lovelace" in page and 'data-fault=' not in page
+        assert 'data-plugin="probe"' in page  # the healthy panel rendered inline
+    # Running past a page's budget is not a fault: nothing counted, nothing quarantined.
+    with app.app_context():
+        from cms.extensions import db
+        from cms.plugins.lifecycle import get_version
+        assert get_version(db.session, "spinner", "1.0.0").quarantined_at is None
+    assert state_of(app).plugins.health("spinner") is None
+    # Fetched on its own, the panel gets its whole deadline and shows the real fault.
+    panel = browser.get(src.group(1), headers={"X-Partial": "1"})
+    assert panel.status_code == 503
+    body = panel.get_data(as_text=True)
+    assert 'data-fault="timeout"' in body and "Spinner unavailable: use your desk phone" in body
+    assert "<html" not in body  # only the panel's body
+
+
+def test_the_panel_endpoint_refuses_unknown_slots_and_other_agencies_clients(
+        app: Flask, personas: Personas, browser: Browser) -> None:
+    other = make_client(app, personas.agency_b_id)
+    browser.login(personas.agent_a)
+    assert browser.get("/plugins/probe/panels/nowhere").status_code == 404
+    assert browser.get("/plugins/nope/panels/client.sidebar").status_code == 404
+    response = browser.get(f"/plugins/probe/panels/client.sidebar?client_id={other}",
+                           headers={"X-Partial": "1"})
+    assert response.status_code == 404
+    assert "This client does not exist." in response.get_data(as_text=True)
+
+
+def state_of(app: Flask):  # type: ignore[no-untyped-def]
+    return app.extensions["cms"]

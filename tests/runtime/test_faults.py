@@ -43,6 +43,23 @@ def test_an_infinite_loop_with_fuel_to_spare_hits_the_deadline(runtime: Runtime)
     assert fault.stats is not None and fault.stats.fuel_consumed < 10**9
 
 
+def test_a_call_budget_shortens_the_deadline_never_lengthens_it(runtime: Runtime) -> None:
+    from plugin_sdk.abi import encode_input
+
+    # With its whole 5 s deadline, the loop would burn all 10^9 fuel first (fuel_exhausted):
+    # a timeout shows that the 50 ms budget cut it short.
+    plugin = load(runtime, guests.module(handle=SPIN), Limits(fuel=10**9, timeout_ms=5_000))
+    with pytest.raises(PluginFault) as raised:
+        plugin.call_raw(encode_input("go", {}, {}), None, timeout_ms=50)
+    assert raised.value.kind == FaultKind.TIMEOUT
+    assert raised.value.stats is not None and raised.value.stats.fuel_consumed < 10**9
+    # A budget above the limit changes nothing: the fuel runs out as before.
+    short = load(runtime, guests.module(handle=SPIN), Limits(fuel=1_000_000, timeout_ms=1_000))
+    with pytest.raises(PluginFault) as raised:
+        short.call_raw(encode_input("go", {}, {}), None, timeout_ms=60_000)
+    assert raised.value.kind == FaultKind.FUEL_EXHAUSTED
+
+
 LEAK_UNTIL_REFUSED = """
   (func (export "cms_handle") (param i32 i32) (result i64)
     (loop $more (br_if $more (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))

@@ -81,6 +81,35 @@
   }
   document.addEventListener("DOMContentLoaded", function () { scrollTerminals(document); });
 
+  // Show a panel's new HTML in its body and keep its header's state in step.
+  function fillPanel(body, html) {
+    body.innerHTML = html;
+    var panel = body.closest(".plugin-panel");
+    var failed = body.querySelector(".plugin-fallback") !== null;
+    if (panel) { panel.classList.toggle("is-failing", failed); panel.removeAttribute("aria-busy"); }
+    var dot = panel && panel.querySelector(".plugin-dot");
+    if (dot) { dot.className = "plugin-dot " + (failed ? "bad" : "ok"); }
+    scrollTerminals(body);
+  }
+
+  // A panel that needed more than the page's budget arrives afterwards: the page shows its
+  // placeholder, and its content is fetched here (with the action's whole deadline).
+  function loadDeferred(root) {
+    if (!window.fetch) { return; }
+    root.querySelectorAll("[data-panel-src]").forEach(function (holder) {
+      var body = holder.closest("[data-panel-body]");
+      if (!body) { return; }
+      fetch(holder.getAttribute("data-panel-src"), { credentials: "same-origin",
+                                                      headers: { "X-Partial": "1", "Accept": "text/html" } })
+        .then(function (response) { return response.text(); })
+        .then(function (html) { fillPanel(body, html); })
+        .catch(function () {
+          holder.textContent = holder.getAttribute("data-failed-text") || "Could not load this panel.";
+        });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { loadDeferred(document); });
+
   // Plugin forms update their own panel in place (the server answers the panel's HTML, made
   // from the plugin's UI blocks and escaped by the server). Without script they post normally.
   document.addEventListener("submit", function (event) {
@@ -96,13 +125,7 @@
                          headers: { "X-Partial": "1", "Accept": "text/html" } })
       .then(function (response) { return response.text(); })
       .then(function (html) {
-        body.innerHTML = html;
-        var panel = body.closest(".plugin-panel");
-        var failed = body.querySelector(".plugin-fallback") !== null;
-        if (panel) { panel.classList.toggle("is-failing", failed); }
-        var dot = panel && panel.querySelector(".plugin-dot");
-        if (dot) { dot.className = "plugin-dot " + (failed ? "bad" : "ok"); }
-        scrollTerminals(body);
+        fillPanel(body, html);
         var focus = body.querySelector("input:not([type=hidden]), textarea, select");
         if (focus) { focus.focus(); }
       })
