@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cms import monitoring
-
 import math
+
+from cms import monitoring
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -61,9 +61,18 @@ def log_in(
             f"Too many failed login attempts. Try again in {_minutes(wait)}.", retry_after=wait
         )
 
-    user = session.scalar(select(User).where(User.username == name))
-    valid = passwords.verify(user.password_hash if user else None, password)
-    agency_active = user is not None and session.get(Agency, user.agency_id).is_active  # type: ignore[union-attr]
+    found = session.execute(
+        select(User.id, User.password_hash, User.is_active, Agency.is_active.label("agency_active"))
+        .join(Agency, Agency.id == User.agency_id).where(User.username == name)
+    ).first()
+    # The slow part runs with no database connection held: end the read before hashing, so a
+    # login storm queues on CPU, not on the connection pool.
+    session.rollback()
+    valid = passwords.verify(found.password_hash if found else None, password)
+    new_hash = (passwords.hash(password) if valid and passwords.needs_rehash(found.password_hash)
+                else None)
+    user = session.get(User, found.id) if found is not None else None
+    agency_active = found is not None and bool(found.agency_active)
     if user is None or not valid or not user.is_active or not agency_active:
         throttle.record_failure(keys)
         reason = "unknown user" if user is None else "bad password" if not valid else "inactive"
@@ -82,8 +91,8 @@ def log_in(
         # One message for every cause, so the form does not reveal which accounts exist.
         raise InvalidCredentials("Wrong username or password, or the account is deactivated.")
 
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash(password)
+    if new_hash is not None and user.password_hash == found.password_hash:  # type: ignore[union-attr]
+        user.password_hash = new_hash  # the parameters were older: upgraded transparently
     throttle.clear(keys[0])
     user.last_login_at = utcnow()
     create_session(session, user, ip, user_agent)

@@ -155,3 +155,63 @@ def test_anonymous_json_client_gets_401_json(client) -> None:  # type: ignore[no
     response = client.get("/", headers={"Accept": "application/json"})
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_an_old_argon2_hash_is_upgraded_at_the_next_login(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from argon2 import PasswordHasher, extract_parameters
+
+    from cms.auth.passwords import OWASP_MINIMUM
+    from tests.conftest import build_app, create_personas, make_settings
+
+    for app in build_app(make_settings(tmp_path, password_hash_fast=False)):
+        personas = create_personas(app)
+        old = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4).hash(personas.password)
+        with app.app_context():
+            user = db.session.scalar(select(User).where(User.username == personas.agent_a))
+            user.password_hash = old
+            db.session.commit()
+        browser = Browser(app.test_client())
+        assert browser.login(personas.agent_a, "wrong-password-123").status_code == 401
+        with app.app_context():  # a failed login changes nothing
+            assert db.session.scalar(select(User.password_hash).where(
+                User.username == personas.agent_a)) == old
+        assert browser.login(personas.agent_a).status_code == 302
+        with app.app_context():
+            upgraded = db.session.scalar(select(User.password_hash).where(
+                User.username == personas.agent_a))
+        assert upgraded != old and extract_parameters(upgraded) == OWASP_MINIMUM
+        browser.logout()
+        assert browser.login(personas.agent_a).status_code == 302  # the new hash verifies
+        with app.app_context():
+            assert db.session.scalar(select(User.password_hash).where(
+                User.username == personas.agent_a)) == upgraded  # and is not rehashed again
+
+
+def test_password_hashing_holds_no_database_connection(app: Flask, personas: Personas) -> None:
+    passwords = app.extensions["cms"].passwords
+    seen: list[tuple[str, int]] = []
+    with app.app_context():
+        pool = db.engine.pool
+
+    class Watching(type(passwords)):  # type: ignore[misc]
+        def verify(self, password_hash, password):  # type: ignore[no-untyped-def]
+            seen.append(("verify", pool.checkedout()))
+            return super().verify(password_hash, password)
+
+        def hash(self, password):  # type: ignore[no-untyped-def]
+            seen.append(("hash", pool.checkedout()))
+            return super().hash(password)
+
+        def needs_rehash(self, password_hash):  # type: ignore[no-untyped-def]
+            return True  # force the upgrade path too
+
+    watching = Watching(fast=True)
+    app.extensions["cms"].passwords = watching
+    try:
+        browser = Browser(app.test_client())
+        assert browser.login(personas.agent_a, "wrong-password-123").status_code == 401
+        assert browser.login(personas.agent_a).status_code == 302
+    finally:
+        app.extensions["cms"].passwords = passwords
+    assert [name for name, _ in seen] == ["verify", "verify", "hash"]
+    assert all(held == 0 for _, held in seen), seen
