@@ -67,6 +67,7 @@ def world(app: Flask, personas: Personas) -> dict[str, Any]:
             "action": "call",
             "key": "plugins.all",
             "version": "1.0.0",
+            "slot": "client.sidebar",
         }
 
 
