@@ -66,7 +66,8 @@ _BUTTON = {
 
 #: Every block type, by name, with its JSON Schema.
 BLOCKS: Mapping[str, dict[str, Any]] = {
-    "heading": _block("heading", ["text"], text=_short, level={"enum": [1, 2, 3]}),
+    "heading": _block("heading", ["text"], text=_short,
+                      level={"type": "integer", "enum": [1, 2, 3]}),
     "text": _block("text", ["text"], text=_text, tone=_tone),
     "key_value": _block("key_value", ["items"], items={
         "type": "array", "maxItems": MAX_ITEMS, "items": {
@@ -119,15 +120,55 @@ def _validator() -> Any:
     return jsonschema.Draft202012Validator(UI_SCHEMA)
 
 
+@functools.cache
+def _fast_validators() -> Mapping[str, Any]:
+    """Each block type's schema compiled to Python by fastjsonschema: the fast path of every
+    panel (about 100x cheaper than interpreting UI_SCHEMA). The per-type schemas use only
+    keywords draft-07 and 2020-12 read alike, and tests check both validators agree."""
+    import fastjsonschema
+
+    return {name: fastjsonschema.compile({"$schema": "http://json-schema.org/draft-07/schema#",
+                                          **schema})
+            for name, schema in BLOCKS.items()}
+
+
+def _fast_problem(blocks: Any) -> str | None:
+    """None when `blocks` is valid by the compiled per-type validators, else a short problem."""
+    import fastjsonschema
+
+    if not isinstance(blocks, list):
+        return "ui: is not of type 'array'"
+    if len(blocks) > MAX_BLOCKS:
+        return f"ui: is too long (at most {MAX_BLOCKS} blocks)"
+    validators = _fast_validators()
+    for index, block in enumerate(blocks):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if not isinstance(kind, str) or kind not in validators:
+            return f"ui[{index}].type: is not one of {sorted(BLOCKS)}"
+        try:
+            validators[kind](block)
+        except fastjsonschema.JsonSchemaException as error:
+            return f"ui[{index}]: {error.message.replace('data', kind, 1)}"
+    return None
+
+
 def check_blocks(blocks: Any, actions: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Return `blocks` when they are valid UI blocks; raise UIError naming the first problem.
 
     With `actions`, every form and button must name one of them.
     """
-    error = next(iter(sorted(_validator().iter_errors(blocks), key=lambda e: list(e.path))), None)
-    if error is not None:
-        where = "ui" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
-        raise UIError(f"{where}: {error.message}")
+    problem = _fast_problem(blocks)
+    if problem is not None:
+        # The exact path, for the message: the first problem in document order, with its path.
+        # The compiled validators are the stricter where the two differ (a pattern's `$`
+        # before a final newline), so their verdict stands.
+        error = next(iter(sorted(_validator().iter_errors(blocks), key=lambda e: list(e.path))),
+                     None)
+        if error is not None:
+            where = "ui" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                                   for p in error.path)
+            raise UIError(f"{where}: {error.message}")
+        raise UIError(problem)
     if actions is not None:
         known = set(actions)
         for index, block in enumerate(blocks):

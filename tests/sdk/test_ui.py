@@ -64,3 +64,61 @@ def test_forms_and_buttons_must_name_declared_actions() -> None:
 def test_too_many_blocks_are_refused() -> None:
     with pytest.raises(UIError, match="is too long"):
         check_blocks([{"type": "text", "text": "x"}] * 65)
+
+
+def _mutations() -> list[dict[str, Any]]:
+    """Every block of EVERY_BLOCK with one value (at any depth) replaced by an awkward one."""
+    import copy
+
+    awkward: list[Any] = [True, False, 0, 1, 1.0, 7, -1, None, "", "x\n", "tel:+44\n", "/a\n", [],
+                          {}, [1], {"a": 1}, "a" * 201, "a" * 4001, "primary", "info", "dial"]
+    out = []
+
+    def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        found = [prefix] if prefix else []
+        items = value.items() if isinstance(value, dict) else (
+            enumerate(value) if isinstance(value, list) else [])
+        for key, child in items:
+            found += paths(child, prefix + (key,))
+        return found
+
+    for block in EVERY_BLOCK:
+        for path in paths(block):
+            if path == ("type",):
+                continue
+            for replacement in awkward:
+                changed = copy.deepcopy(block)
+                target = changed
+                for key in path[:-1]:
+                    target = target[key]
+                target[path[-1]] = replacement
+                out.append(changed)
+    return out
+
+
+def test_the_compiled_fast_path_never_accepts_what_the_schema_refuses() -> None:
+    from plugin_sdk.ui import _fast_problem, _validator
+
+    cases = _mutations()
+    assert len(cases) > 1000
+    refused = 0
+    for block in cases:
+        schema_ok = not list(_validator().iter_errors([block]))
+        fast_ok = _fast_problem([block]) is None
+        assert not (fast_ok and not schema_ok), block
+        refused += not schema_ok
+        if fast_ok != schema_ok:  # the compiled path is stricter: the verdict is still a refusal
+            with pytest.raises(UIError):
+                check_blocks([block])
+    assert refused > len(cases) // 3  # the mutations really hit the rules
+
+
+@pytest.mark.parametrize(("block", "message"), [
+    ({"type": "heading", "text": "x", "level": True}, "ui[0].level: True is not of type 'integer'"),
+    ({"type": "link", "text": "x", "href": "tel:+441234\n"}, "ui[0]: link.href must match pattern"),
+    ({"type": "link", "text": "x", "href": "/clients/1\n"}, "ui[0]: link.href must match pattern"),
+])
+def test_booleans_and_trailing_newlines_slip_through_no_rule(block: dict[str, Any], message: str) -> None:
+    with pytest.raises(UIError) as raised:
+        check_blocks([block])
+    assert str(raised.value).startswith(message)
