@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import wasmtime
 
@@ -62,6 +62,9 @@ class CallContext:
     host_calls: int = 0
     log: list[tuple[str, str]] = field(default_factory=list)
     log_dropped: int = 0
+    #: The running instance's memory, reached without the public API's export lookups (the
+    #: fast invoker sets it); None: host functions go through the wasmtime `Caller`.
+    guest: "GuestMemory | None" = None
 
     def count(self, what: str) -> None:
         """Count one host call; raise HostFault(capability_denied) past the per-call budget."""
@@ -75,6 +78,20 @@ class CallContext:
         if capability not in self.grants:
             raise HostFault(FaultKind.CAPABILITY_DENIED,
                             f"{what} needs capability {capability!r}, which is not granted")
+
+
+class GuestMemory(Protocol):
+    """The running instance's linear memory and allocator, as host functions need them."""
+
+    def read(self, ptr: int, length: int, what: str, keep: int | None = None) -> bytes:
+        """Guest bytes at ptr/length (bounds-checked in full; only the first `keep` copied);
+        raises HostFault(invalid_output) out of bounds."""
+        ...
+
+    def write(self, data: bytes) -> int:
+        """Copy `data` into memory from the guest's allocator; the packed (ptr, len). Raises
+        HostFault (memory_limit on a 0 pointer) or the guest's Trap."""
+        ...
 
 
 Handler = Callable[[CallContext, dict[str, Any]], Any]
@@ -176,7 +193,9 @@ class HostFunctions:
         call = self.current()
         call.count("log")
         call.require("log", "cms.log")
-        data = _read(caller, ptr, length, "cms.log", keep=MAX_LOG_LINE_BYTES)
+        data = (call.guest.read(ptr, length, "cms.log", keep=MAX_LOG_LINE_BYTES)
+                if call.guest is not None
+                else _read(caller, ptr, length, "cms.log", keep=MAX_LOG_LINE_BYTES))
         name = abi.LOG_LEVELS[level] if 0 <= level < len(abi.LOG_LEVELS) else "info"
         line = data.decode("utf-8", errors="replace")
         call.log.append((name, line))
@@ -192,13 +211,15 @@ class HostFunctions:
         if length > MAX_REQUEST_BYTES:
             raise HostFault(FaultKind.INVALID_OUTPUT,
                             f"cms.call request is {length} bytes; at most {MAX_REQUEST_BYTES}")
-        request = _read(caller, ptr, length, "cms.call")
+        guest = call.guest
+        request = (guest.read(ptr, length, "cms.call") if guest is not None
+                   else _read(caller, ptr, length, "cms.call"))
         answer = self._answer(call, request)
         data = json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         if len(data) > MAX_ANSWER_BYTES:
             data = json.dumps({"ok": False, "error": {"code": "too_large", "message":
                               f"the answer would be {len(data)} bytes"}}).encode()
-        return _write(caller, data)
+        return guest.write(data) if guest is not None else _write(caller, data)
 
     def _answer(self, call: CallContext, request: bytes) -> dict[str, Any]:
         try:

@@ -190,11 +190,12 @@ class Plugin:
 
     def _deadline_ticks(self, budget_ms: int | None = None) -> int:
         """Epoch ticks for the whole limit (at least the limit: one tick more), or for a
-        shorter budget (at most the budget: the first tick may come at once)."""
+        shorter budget (within the budget: one tick is kept back for the ticker's own lateness
+        and the host's work around the call; the first tick may come at once)."""
         tick = self.runtime.config.engine.epoch_tick_ms
         if budget_ms is None or budget_ms >= self.limits.timeout_ms:
             return math.ceil(self.limits.timeout_ms / tick) + 1
-        return max(1, budget_ms // tick)
+        return max(1, (budget_ms - tick) // tick)
 
     def call(self, action: str, params: Mapping[str, Any] | None = None,
              context: Mapping[str, Any] | None = None) -> CallResult:
@@ -221,7 +222,8 @@ class Plugin:
         call: CallContext | None = None
         if prepared.shape.imports:
             call = CallContext(self.plugin_id, self.version, self.grants, self.limits.max_host_calls,
-                               time.monotonic() + budget_ms / 1000, context or {})
+                               time.monotonic() + budget_ms / 1000, context or {},
+                               guest=invoker if isinstance(invoker, FastInvoker) else None)
             host.enter(call)
         try:
             raw = invoker.invoke(data, self.limits, self._deadline_ticks(budget_ms))

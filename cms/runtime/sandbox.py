@@ -179,6 +179,11 @@ class FastInvoker:
         self._handle = B.wasmtime_extern_t()
         self._args = (B.wasmtime_val_raw_t * 2)()
         self._fuel = ctypes.c_uint64()
+        # For host functions during a call (`read`, `write`): the running store's context, and
+        # scratch of their own (the guest's handle call still owns `_args` and `_trap`).
+        self._ctx: object | None = None
+        self._host_args = (B.wasmtime_val_raw_t * 1)()
+        self._host_trap = _P(B.wasm_trap_t)()
 
     def invoke(self, data: bytes, limits: Limits, deadline_ticks: int) -> RawOutcome:
         store = _store_new(self._engine_ptr, None, None)
@@ -194,6 +199,7 @@ class FastInvoker:
             if error:
                 raise _Failure(FaultKind.HOST_ERROR, _error_message(error))
             _set_deadline(ctx, deadline_ticks)
+            self._ctx = ctx
             try:
                 memory_bytes, output = self._run(ctx, data, limits)
                 return RawOutcome(output, None, "", self._fuel_left(ctx), memory_bytes)
@@ -204,7 +210,46 @@ class FastInvoker:
         except _Failure as failure:
             return RawOutcome(None, failure.kind, failure.message, fuel_left, memory_bytes)
         finally:
+            self._ctx = None
             _store_delete(store)
+
+    # GuestMemory (cms.runtime.host): what `cms.call` and `cms.log` need of the running
+    # instance, without the public API's export lookup and typed call (most of a host call).
+    def read(self, ptr: int, length: int, what: str, keep: int | None = None) -> bytes:
+        ctx = self._ctx
+        if ctx is None or cast(int, self._memory.kind) != _EXTERN_MEMORY:
+            raise HostFault(FaultKind.HOST_ERROR, f"{what} called outside a running instance")
+        memory = _byref(self._memory.of.memory)
+        ptr &= 0xFFFFFFFF
+        length &= 0xFFFFFFFF
+        if ptr + length > _memory_size(ctx, memory):
+            raise HostFault(FaultKind.INVALID_OUTPUT, f"{what} pointer/length out of bounds")
+        return _string_at(_memory_data(ctx, memory) + ptr, length if keep is None else min(length, keep))
+
+    def write(self, data: bytes) -> int:
+        ctx = self._ctx
+        if ctx is None or cast(int, self._memory.kind) != _EXTERN_MEMORY:
+            raise HostFault(FaultKind.HOST_ERROR, "a host answer outside a running instance")
+        size = len(data)
+        args, trap = self._host_args, self._host_trap
+        args[0].i32 = size
+        error = _call_unchecked(ctx, _byref(self._alloc.of.func), args, 1, _byref(trap))
+        if trap:
+            trap_obj = wasmtime.Trap._from_ptr(trap)
+            self._host_trap = _P(B.wasm_trap_t)()  # the Trap object owns the old pointer
+            raise trap_obj
+        if error:
+            raise HostFault(FaultKind.HOST_ERROR, f"{abi.EXPORT_ALLOC}: {_error_message(error)}")
+        ptr = args[0].i32 & 0xFFFFFFFF
+        if ptr == 0:
+            raise HostFault(FaultKind.MEMORY_LIMIT,
+                            f"{abi.EXPORT_ALLOC}({size}) returned 0 for a host answer")
+        memory = _byref(self._memory.of.memory)
+        if ptr + size > _memory_size(ctx, memory):
+            raise HostFault(FaultKind.INVALID_OUTPUT,
+                            f"{abi.EXPORT_ALLOC} returned an out-of-bounds pointer")
+        _memmove(_memory_data(ctx, memory) + ptr, data, size)
+        return abi.pack(ptr, size)
 
     def _run(self, ctx: object, data: bytes, limits: Limits) -> tuple[int, bytes]:
         shape, trap, instance = self._shape, self._trap, self._instance

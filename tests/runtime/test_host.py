@@ -186,6 +186,46 @@ def test_a_guest_trapping_while_the_host_writes_its_answer_is_a_trap(host_runtim
     assert raised.value.message == "unreachable: wasm `unreachable` instruction executed"
 
 
+ALLOC_FAILS_ON_SECOND_USE = ALLOC_TRAPS_ON_SECOND_USE.replace("(then unreachable)",
+                                                              "(then (return (i32.const 0)))")
+
+
+def test_an_allocator_out_of_memory_for_the_hosts_answer_is_memory_limit(host_runtime: Runtime) -> None:
+    request = b'{"op":"test.echo","args":{}}'
+    handle = f"""
+  (func (export "cms_handle") (param i32 i32) (result i64)
+    (call $call (i32.const 16) (i32.const {len(request)})))"""
+    wasm = guests.module(handle=handle, alloc=ALLOC_FAILS_ON_SECOND_USE, data=request,
+                         imports='(import "cms" "call" (func $call (param i32 i32) (result i64)))')
+    plugin = host_runtime.load(wasm, plugin_id="p", version="1", grants=frozenset({"clients.read"}))
+    with pytest.raises(PluginFault) as raised:
+        plugin.call("go")
+    assert raised.value.kind == FaultKind.MEMORY_LIMIT
+    assert "returned 0 for a host answer" in raised.value.message
+
+
+@pytest.mark.parametrize("import_name", ["call", "log"])
+def test_a_request_outside_linear_memory_is_invalid_output(host_runtime: Runtime,
+                                                           import_name: str) -> None:
+    args = "(i32.const 65530) (i32.const 100)"
+    call = (f"(drop (call $f {args}))" if import_name == "call"
+            else f"(call $f (i32.const 1) {args})")
+    signature = ("(param i32 i32) (result i64)" if import_name == "call"
+                 else "(param i32 i32 i32)")
+    handle = f"""
+  (func (export "cms_handle") (param i32 i32) (result i64)
+    {call}
+    (i64.const 0))"""
+    wasm = guests.module(handle=handle,
+                         imports=f'(import "cms" "{import_name}" (func $f {signature}))')
+    plugin = host_runtime.load(wasm, plugin_id="p", version="1",
+                               grants=frozenset({"clients.read", "log"}))
+    with pytest.raises(PluginFault) as raised:
+        plugin.call("go")
+    assert raised.value.kind == FaultKind.INVALID_OUTPUT
+    assert raised.value.message == f"cms.{import_name} pointer/length out of bounds"
+
+
 def test_a_full_sandbox_pool_is_a_host_error_not_the_plugins(tmp_path: Path, backend: str) -> None:
     """With one slot, a plugin called from inside another call's host op finds no free slot."""
     from cms.runtime import EngineSettings
