@@ -13,7 +13,7 @@ help:
 	@echo "make run    install, migrate, seed demo data, start Gunicorn on PORT (default 8000)"
 	@echo "make test   install dev dependencies and run the whole test suite"
 	@echo "make replay the 10 April incident replayed under load (about 12 min); writes docs/incident-replay.md"
-	@echo "make bench  plugin-call, HTTP and flag-propagation benchmarks and a short replay; rewrites docs/benchmarks.md"
+	@echo "make bench  plugin-call, HTTP, flag-propagation and page-cost benchmarks and a short replay; rewrites docs/benchmarks.md"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -67,6 +67,7 @@ bench: install-dev bench-deps
 	$(BIN)/python bench/plugin_call.py --write
 	$(BIN)/python bench/http_bench.py --write
 	$(BIN)/python bench/flag_propagation.py --write
+	$(BIN)/python bench/page_cost.py --write
 	$(BIN)/python bench/incident_replay.py --short --write
 
 # The whole scenario with the control run; `make replay REPLAY_ARGS=--short` for the 4-minute one.

@@ -66,11 +66,11 @@ def ratios(results: list[Result]) -> str:
 
 
 def argon2_parameters() -> str:
-    from argon2 import PasswordHasher
+    """The parameters the CMS hashes new passwords with (cms.auth.passwords)."""
+    from cms.auth.passwords import OWASP_MINIMUM as p
 
-    hasher = PasswordHasher()
-    return (f"argon2id, time_cost={hasher.time_cost}, memory_cost={hasher.memory_cost} KiB, "
-            f"parallelism={hasher.parallelism}")
+    return (f"argon2id, time_cost={p.time_cost}, memory_cost={p.memory_cost} KiB, "
+            f"parallelism={p.parallelism}")
 
 
 def load_average() -> str:

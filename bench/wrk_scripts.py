@@ -99,3 +99,15 @@ function request()
 end
 """
     return _with_reporter(302, body)
+
+
+def post_json_script(expected_status: int, cookie: str, csrf_token: str, body: str) -> str:
+    """POST `body` as JSON to the URL given to wrk, with a session cookie and its CSRF token."""
+    script = f"""
+wrk.method = "POST"
+wrk.body = {_lua_string(body)}
+wrk.headers["Cookie"] = {_lua_string(cookie)}
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-CSRFToken"] = {_lua_string(csrf_token)}
+"""
+    return _with_reporter(expected_status, script)

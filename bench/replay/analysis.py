@@ -130,7 +130,7 @@ def rss_growth(samples: list[tuple[float, int, float]], release: float, end: flo
                window_s: float = 15.0) -> dict[str, Any]:
     """Per worker alive at the release: its RSS floor (the smallest sample) in the `window_s`
     before the release and in the last `window_s` of its life before `end`; the largest growth
-    and the peak. The floor, because every login's argon2 hash holds 64 MiB for a moment: a
+    and the peak. The floor, because every login's argon2 hash holds 19 MiB for a moment: a
     sample taken during a login says nothing about a leak. Workers started after the release
     (replacing killed ones) are listed but not counted: their growth is loading the app."""
     by_pid: dict[int, list[tuple[float, float]]] = {}

@@ -183,7 +183,7 @@ def _latency(ax: Any, run: Any) -> None:
 
 def _rss(ax: Any, run: Any) -> None:
     """Each worker's samples (thin) and its floor over the last 10 samples (bold): logins'
-    argon2 hashes make the 64 MiB spikes; a leak would lift the floor."""
+    argon2 hashes make the 19 MiB spikes; a leak would lift the floor."""
     t0 = run.phases.release
     by_pid: dict[int, list[tuple[float, float]]] = {}
     for t, pid, mib in run.samples:
