@@ -156,3 +156,41 @@ def test_an_admin_turns_a_plugin_off_and_the_agent_stops_seeing_it(
     assert page.locator("main [data-plugin=softphone]").count() == 1  # only that one went away
     assert 'data-plugin-status="terminal"' not in page.content()
     page.screenshot(path=str(SCREENSHOTS / "agent-without-terminal.png"), full_page=True)
+
+
+SLOW_HANDLE = """
+  (func (export "cms_handle") (param i32 i32) (result i64)
+    (local $i i32)
+    (local.set $i (i32.const 160000000))
+    (loop $busy (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+                (br_if $busy (local.get $i)))
+    (i64.const {packed}))"""
+
+
+def test_a_slow_panel_arrives_after_the_page(app: Flask, personas: Personas, live_server: str,
+                                              page: Any) -> None:
+    """A panel past the page's budget is a placeholder in the page, and the browser fills it in
+    with the plugin's answer once the plugin is done."""
+    from plugin_sdk.abi import pack
+    from tests.plugins.conftest import built, install
+    from tests.plugins.test_panels import SPINNER
+    from tests.runtime import guests
+
+    output = b'{"ok":true,"ui":[{"type":"text","text":"Slow but here"}]}'
+    manifest = SPINNER.format(id="slowpoke", name="Slowpoke").replace("timeout_ms = 300",
+                                                                     "timeout_ms = 5000")
+    install(app, built(manifest, guests.module(handle=SLOW_HANDLE.format(packed=pack(16, len(output))),
+                                               data=output)))
+    client_id = make_client(app, personas.agency_a_id, first_name="Ada", last_name="Lovelace")
+    login(page, live_server, personas)
+    page.goto(f"{live_server}/clients/{client_id}")
+    slow = page.locator("[data-plugin=slowpoke]").first
+    slow.locator("text=Slow but here").wait_for(timeout=10_000)
+    assert "Ada Lovelace" in page.content()
+    # The page itself did not carry the panel: it came from the panel's own URL.
+    html = page.evaluate("fetch(location.href).then(r => r.text())")
+    assert 'data-panel-src="/plugins/slowpoke/panels/client.sidebar' in html
+    assert "Slow but here" not in html
+    assert page.console_errors == []
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "client-page-slow-panel.png"), full_page=True)
