@@ -192,6 +192,7 @@ class FastInvoker:
         memory_bytes = 0
         fuel_left = limits.fuel
         setattr(self._memory, "kind", 255)  # no memory export seen yet in this call
+        outer_ctx = self._ctx  # a call made from inside a host op of another call
         try:
             _store_limiter(store, limits.memory_bytes, limits.table_elements, 1, 1, 1)
             ctx = _store_context(store)
@@ -210,7 +211,7 @@ class FastInvoker:
         except _Failure as failure:
             return RawOutcome(None, failure.kind, failure.message, fuel_left, memory_bytes)
         finally:
-            self._ctx = None
+            self._ctx = outer_ctx
             _store_delete(store)
 
     # GuestMemory (cms.runtime.host): what `cms.call` and `cms.log` need of the running
