@@ -193,8 +193,9 @@ def _snapshot(
     }
 
 
-def trip_summary(booking: Booking) -> str:
-    """Return e.g. "LHR→JFK→LHR 12 Jan, 2 passengers" (connected flights share an airport)."""
+def trip_summary(booking: Booking, passengers: int | None = None) -> str:
+    """Return e.g. "LHR→JFK→LHR 12 Jan, 2 passengers" (connected flights share an airport).
+    `passengers`: their number when already counted (else `booking.passengers` is loaded)."""
     route: list[str] = []
     for segment in booking.segments:
         if not route or route[-1] != segment.origin:
@@ -206,7 +207,7 @@ def trip_summary(booking: Booking) -> str:
     first = booking.segments[0].departure_date if booking.segments else None
     if first:
         text += f" {first.day} {first:%b}"
-    count = len(booking.passengers)
+    count = len(booking.passengers) if passengers is None else passengers
     return f"{text}, {count} passenger{'' if count == 1 else 's'}"
 
 

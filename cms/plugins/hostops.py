@@ -17,9 +17,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy import inspect
-from sqlalchemy.orm import Session, SessionTransaction, joinedload
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cms import monitoring
@@ -29,7 +29,7 @@ from cms.bookings.rules import BookingInput, PassengerInput, SegmentInput
 from cms.clients.search import search_statement
 from cms.clients.service import get_client
 from cms.errors import Conflict, DomainError, NotFound, ValidationFailed
-from cms.models import Activity, ActivityKind, Booking, Client, Segment
+from cms.models import Activity, ActivityKind, Booking, Client, Passenger, Segment
 from cms.plugins import inventory, kv, mail
 from cms.runtime import CallContext, HostOp, HostOpError, HostOps
 from plugin_sdk.capabilities import OPS
@@ -214,14 +214,19 @@ def bookings_list(call: CallContext, args: dict[str, Any]) -> Any:
     host = host_of(call)
     client_id = _int_arg(args, "client_id")
     limit = min(max(int(args.get("limit", 10) or 10), 1), 20)
-    rows = list(host.session.scalars(select(Booking).where(
+    # Passengers are counted in the same statement (a client page has the bookings themselves
+    # loaded already, so their rows cost nothing more), segments only where not loaded.
+    passengers = (select(func.count(Passenger.id)).where(Passenger.booking_id == Booking.id)
+                  .correlate(Booking).scalar_subquery())
+    found = host.session.execute(select(Booking, passengers).where(
         Booking.client_id == client_id, Booking.agency_id == host.agency_id,
-    ).options(joinedload(Booking.passengers))
-        .order_by(Booking.created_at.desc(), Booking.id.desc()).limit(limit)).unique())
+    ).order_by(Booking.created_at.desc(), Booking.id.desc()).limit(limit)).all()
+    rows = [booking for booking, _ in found]
     _load_segments(host.session, rows)
     return {"items": [{"id": b.id, "locator": b.record_locator, "status": b.status,
-                       "summary": bookings.trip_summary(b), "created_at": b.created_at.isoformat()}
-                      for b in rows]}
+                       "summary": bookings.trip_summary(b, count),
+                       "created_at": b.created_at.isoformat()}
+                      for b, count in found]}
 
 
 def _booking_input(args: dict[str, Any], base: Booking | None = None) -> BookingInput:

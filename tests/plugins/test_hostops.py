@@ -87,6 +87,13 @@ def test_bookings_create_get_list_cancel(app: Flask, personas: Personas, browser
     assert by_locator["id"] == booking["id"]
     listed = one(browser, "bookings.list", {"client_id": client_id})["result"]["items"]
     assert [b["locator"] for b in listed] == [booking["locator"]]
+    assert listed[0]["summary"].endswith(", 1 passenger"), listed[0]["summary"]
+    pair = one(browser, "bookings.create", {"client_id": client_id, "segments": [SEGMENT],
+                                            "passengers": [PAX, {**PAX, "first_name": "Eve"}]})
+    listed = one(browser, "bookings.list", {"client_id": client_id})["result"]["items"]
+    assert [b["id"] for b in listed] == [pair["result"]["id"], booking["id"]]
+    assert listed[0]["summary"].endswith(", 2 passengers") and listed[1]["summary"].endswith(
+        ", 1 passenger")
     # The booking is a real one: the booking page shows it.
     page = browser.get(f"/bookings/{booking['id']}").get_data(as_text=True)
     assert booking["locator"] in page and "JFK" in page
