@@ -127,3 +127,17 @@ def with_kept_notes(generated: str, previous: str | None) -> str:
         kept = previous.split(KEPT_MARKER, 1)[1].lstrip("\n")
         return f"{generated}\n{kept}"
     return generated
+
+
+def replace_block(path: Path, begin: str, end: str, block: str) -> None:
+    """Write `block` (which starts with `begin` and ends with `end`) in place of the generated
+    block between those markers in `path`, or append it at the end. Everything else is kept, so
+    each benchmark rewrites only its own block."""
+    previous = path.read_text() if path.exists() else ""
+    if begin in previous and end in previous:
+        head, rest = previous.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        text = f"{head}{block}" + (f"\n{tail}" if tail else "")
+    else:
+        text = f"{previous.rstrip()}\n\n{block}" if previous.strip() else block
+    path.write_text(text)

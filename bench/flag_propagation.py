@@ -41,7 +41,7 @@ from urllib.parse import quote_plus
 sys.path.insert(0, str(Path(__file__).resolve().parent / "replay"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import database  # noqa: E402  (bench/ is not a package: sibling modules by path)
-from bench_report import load_average, machine  # noqa: E402
+from bench_report import load_average, machine, replace_block  # noqa: E402
 from servers import REPO, Server, gunicorn, log, redis_server, worker_pids  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql://127.0.0.1/cms_flag_bench"
@@ -268,16 +268,6 @@ watcher at once.
 """
 
 
-def write_block(text: str) -> None:
-    previous = DOC.read_text() if DOC.exists() else ""
-    if BLOCK_BEGIN in previous and BLOCK_END in previous:
-        head, rest = previous.split(BLOCK_BEGIN, 1)
-        tail = rest.split(BLOCK_END, 1)[1].lstrip("\n")
-        DOC.write_text(head + text + (f"\n{tail}" if tail else ""))
-    else:
-        DOC.write_text(f"{previous.rstrip()}\n\n{text}" if previous.strip() else text)
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -317,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(table(results))
     if args.write:
-        write_block(block(results, command, load_before))
+        replace_block(DOC, BLOCK_BEGIN, BLOCK_END, block(results, command, load_before))
         log(f"wrote {DOC}")
     return 0
 

@@ -35,20 +35,26 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import quote_plus
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import wrk_scripts  # noqa: E402  (sibling modules; bench/ is not a package)
-from bench_report import load_average, machine  # noqa: E402
-from http_bench import DEFAULT_DATABASE, DEFAULT_PASSWORD, prepare_database, wrk  # noqa: E402
+from bench_report import load_average, machine, replace_block  # noqa: E402
+from http_bench import (  # noqa: E402
+    DEFAULT_DATABASE,
+    DEFAULT_PASSWORD,
+    logged_in_cookie,
+    prepare_database,
+    wrk,
+)
 from replay.servers import gunicorn, redis_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from tests.conftest import csrf_from  # noqa: E402  (the tests' own reading of a form)
 DOC = REPO / "docs" / "benchmarks.md"
 BLOCK_BEGIN = "<!-- bench/page_cost.py --write: begin (generated; replaced on every --write) -->"
 BLOCK_END = "<!-- bench/page_cost.py --write: end -->"
@@ -77,32 +83,6 @@ def terminal_command() -> str:
 
 # --- 1. in-process ------------------------------------------------------------------------------
 
-@contextmanager
-def statements(engine: Any) -> Iterator[list[str]]:
-    """The SQL this thread sends while the block runs (the flag watcher's are not counted)."""
-    from sqlalchemy import event
-
-    seen: list[str] = []
-    me = threading.get_ident()
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if threading.get_ident() == me:
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
-def csrf_from(html: str) -> str:
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
-    if not token:
-        raise RuntimeError("no CSRF token on the page")
-    return token.group(1)
-
-
 class InProcess:
     """The CMS app of this process on the bench database, logged in as one seeded agent."""
 
@@ -121,7 +101,6 @@ class InProcess:
         if answer.status_code != 302:
             raise RuntimeError(f"in-process login as {AGENT} gave {answer.status_code}")
         with self.app.app_context():
-            self.engine = db.engine
             # The agent's busiest client: the most bookings, so an N+1 would show.
             self.client_id = int(db.session.scalar(text(
                 "SELECT c.id FROM clients c JOIN users u ON u.agency_id = c.agency_id "
@@ -176,6 +155,8 @@ class InProcess:
 
 def in_process(args: argparse.Namespace) -> dict[str, Any]:
     """Statements per page and in-process p50s, plugins on and off in alternating rounds."""
+    from tests.plugins.test_statement_budget import statements  # the tests' own listener
+
     bench = InProcess(args.password)
     result: dict[str, Any] = {"client_id": bench.client_id, "statements": {}, "p50_ms": {}}
     times: dict[str, dict[bool, list[float]]] = {}
@@ -185,7 +166,7 @@ def in_process(args: argparse.Namespace) -> dict[str, Any]:
             bench.check(on)
             for page, path in bench.pages.items():
                 bench.get(path)  # warm: snapshots, modules
-                with statements(bench.engine) as seen:
+                with statements(bench.app) as seen:
                     bench.get(path)
                 result["statements"].setdefault(page, {})["on" if on else "off"] = len(seen)
                 times.setdefault(page, {True: [], False: []})[on] += bench.timed(
@@ -294,15 +275,7 @@ def cookie_of(headers: dict[str, str]) -> str | None:
 
 def log_in(port: int, username: str, password: str) -> tuple[str, str]:
     """(session cookie, CSRF token of a page) of a fresh login through the form."""
-    status, headers, html = request(port, "GET", "/login")
-    cookie = cookie_of(headers)
-    body = (f"csrf_token={quote_plus(csrf_from(html))}&username={quote_plus(username)}"
-            f"&password={quote_plus(password)}")
-    status, headers, _ = request(port, "POST", "/login", body, {
-        "Cookie": cookie or "", "Content-Type": "application/x-www-form-urlencoded"})
-    session = cookie_of(headers)
-    if status != 302 or not session:
-        raise RuntimeError(f"login as {username} gave {status}")
+    session = logged_in_cookie(port, username, password)
     status, headers, html = request(port, "GET", "/clients", headers={"Cookie": session})
     return cookie_of(headers) or session, csrf_from(html)
 
@@ -440,12 +413,11 @@ def login_storms(args: argparse.Namespace, env: dict[str, str], work_dir: Path) 
                                       / sum(r["seconds"] for r in done), 1),
                 "p95_ms": max(r["p95_ms"] for r in done), "runs": done}
     params = current.parameters
-    legacy = LEGACY
     return {"current": total("current"), "legacy": total("legacy"),
             "current_parameters": f"argon2id m={params.memory_cost // 1024} MiB, "
                                   f"t={params.time_cost}, p={params.parallelism}",
-            "legacy_parameters": f"argon2id m={legacy.memory_cost // 1024} MiB, "
-                                 f"t={legacy.time_cost}, p={legacy.parallelism}"}
+            "legacy_parameters": f"argon2id m={LEGACY.memory_cost // 1024} MiB, "
+                                 f"t={LEGACY.time_cost}, p={LEGACY.parallelism}"}
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -561,16 +533,6 @@ p50 (goal <= {GOAL_ACTION_P50_MS} ms: {verdict(s['action_p50_ms'] <= GOAL_ACTION
 """
 
 
-def write_block(text: str) -> None:
-    previous = DOC.read_text() if DOC.exists() else ""
-    if BLOCK_BEGIN in previous and BLOCK_END in previous:
-        head, rest = previous.split(BLOCK_BEGIN, 1)
-        tail = rest.split(BLOCK_END, 1)[1].lstrip("\n")
-        DOC.write_text(head + text + (f"\n{tail}" if tail else ""))
-    else:
-        DOC.write_text(f"{previous.rstrip()}\n\n{text}" if previous.strip() else text)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=DEFAULT_DATABASE)
@@ -645,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.json:
         print(text)
     if args.write:
-        write_block(text)
+        replace_block(DOC, BLOCK_BEGIN, BLOCK_END, text)
         log(f"wrote {DOC}")
     return 0
 

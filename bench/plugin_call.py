@@ -36,7 +36,7 @@ WAT_DIR = Path(__file__).resolve().parent / "wat"
 DOC = REPO / "docs" / "benchmarks.md"
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_report import load_average, machine  # noqa: E402  (sibling module; bench/ is no package)
+from bench_report import load_average, machine, replace_block  # noqa: E402  (sibling module; bench/ is no package)
 
 FRESH_CALL_GOAL_US = 40.0
 RATIO_GOAL = 0.25
@@ -388,14 +388,7 @@ def write_section(block: str, path: Path = DOC) -> None:
     The block sits below bench_report.KEPT_MARKER, which `bench/http_bench.py --write` keeps
     verbatim, so the two generators do not clobber each other.
     """
-    previous = path.read_text() if path.exists() else ""
-    if BLOCK_BEGIN in previous and BLOCK_END in previous:
-        head, rest = previous.split(BLOCK_BEGIN, 1)
-        tail = rest.split(BLOCK_END, 1)[1].lstrip("\n")
-        text = f"{head}{block}" + (f"\n{tail}" if tail else "")
-    else:
-        text = f"{previous.rstrip()}\n\n{block}" if previous.strip() else block
-    path.write_text(text)
+    replace_block(path, BLOCK_BEGIN, BLOCK_END, block)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -56,7 +56,9 @@ def goals(text: str) -> list[str]:
 def test_each_goal_is_judged_from_the_figures() -> None:
     good = page_cost.summary(measured(client_on=95.0, statements_on=12, spin_added=40.0, current=50.0))
     assert good["client_page_ratio"] == 0.95 and good["login_speedup"] == 5.0
-    assert good["statements_extra"] == 2 and good["action_p50_ms"] == 2.5
+    # The headline figures are the run's own, taken from where they were measured.
+    assert good["statements_extra"] == 2
+    assert good["action_p50_ms"] == good["in_process"]["p50_ms"]["terminal_command"]["on"]
     assert not [g for g in goals(page_cost.block(good, "cmd", "0", args())) if "NOT met" in g]
 
     bad = page_cost.summary(measured(client_on=60.0, statements_on=15, spin_added=80.0, current=20.0))

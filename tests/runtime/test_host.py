@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -172,36 +173,31 @@ ALLOC_TRAPS_ON_SECOND_USE = """
     (local.get $p))"""
 
 
-def test_a_guest_trapping_while_the_host_writes_its_answer_is_a_trap(host_runtime: Runtime) -> None:
-    request = b'{"op":"test.echo","args":{}}'
-    handle = f"""
-  (func (export "cms_handle") (param i32 i32) (result i64)
-    (call $call (i32.const 16) (i32.const {len(request)})))"""
-    wasm = guests.module(handle=handle, alloc=ALLOC_TRAPS_ON_SECOND_USE, data=request,
-                         imports='(import "cms" "call" (func $call (param i32 i32) (result i64)))')
-    plugin = host_runtime.load(wasm, plugin_id="p", version="1", grants=frozenset({"clients.read"}))
-    with pytest.raises(PluginFault) as raised:
-        plugin.call("go")
-    assert raised.value.kind == FaultKind.TRAP
-    assert raised.value.message == "unreachable: wasm `unreachable` instruction executed"
-
-
 ALLOC_FAILS_ON_SECOND_USE = ALLOC_TRAPS_ON_SECOND_USE.replace("(then unreachable)",
                                                               "(then (return (i32.const 0)))")
 
 
-def test_an_allocator_out_of_memory_for_the_hosts_answer_is_memory_limit(host_runtime: Runtime) -> None:
+@pytest.mark.parametrize(("alloc", "kind", "message"), [
+    # The guest traps while the host writes its answer: a trap.
+    (ALLOC_TRAPS_ON_SECOND_USE, FaultKind.TRAP,
+     re.escape("unreachable: wasm `unreachable` instruction executed")),
+    # The guest's allocator is out of memory for the host's answer: memory_limit.
+    (ALLOC_FAILS_ON_SECOND_USE, FaultKind.MEMORY_LIMIT,
+     r"cms_alloc\(\d+\) returned 0 for a host answer"),
+], ids=["trap", "alloc-returns-0"])
+def test_an_allocator_failing_for_the_hosts_answer(host_runtime: Runtime, alloc: str,
+                                                   kind: FaultKind, message: str) -> None:
     request = b'{"op":"test.echo","args":{}}'
     handle = f"""
   (func (export "cms_handle") (param i32 i32) (result i64)
     (call $call (i32.const 16) (i32.const {len(request)})))"""
-    wasm = guests.module(handle=handle, alloc=ALLOC_FAILS_ON_SECOND_USE, data=request,
+    wasm = guests.module(handle=handle, alloc=alloc, data=request,
                          imports='(import "cms" "call" (func $call (param i32 i32) (result i64)))')
     plugin = host_runtime.load(wasm, plugin_id="p", version="1", grants=frozenset({"clients.read"}))
     with pytest.raises(PluginFault) as raised:
         plugin.call("go")
-    assert raised.value.kind == FaultKind.MEMORY_LIMIT
-    assert "returned 0 for a host answer" in raised.value.message
+    assert raised.value.kind == kind
+    assert re.fullmatch(message, raised.value.message), raised.value.message
 
 
 @pytest.mark.parametrize("import_name", ["call", "log"])
