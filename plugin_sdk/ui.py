@@ -147,7 +147,7 @@ def _fast_problem(blocks: Any) -> str | None:
             return f"ui[{index}].type: is not one of {sorted(BLOCKS)}"
         try:
             validators[kind](block)
-        except fastjsonschema.JsonSchemaException as error:
+        except fastjsonschema.JsonSchemaValueException as error:
             return f"ui[{index}]: {error.message.replace('data', kind, 1)}"
     return None
 
