@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 from cms.runtime import (DEFAULT_CAPS, DEFAULT_LIMITS, CallContext, CallStats, HostOp, HostOpError, HostOps,
-                         Limits, PluginFault, Runtime, RuntimeConfig)
+                         Limits, PluginFault, Runtime, RuntimeConfig, attributed)
+from plugin_sdk.abi import FaultKind
 from cms.runtime.host import TIMED_OUT
 from plugin_sdk.capabilities import OPS
 from plugin_sdk.manifest import Manifest
@@ -236,7 +237,7 @@ class Harness:
             else:
                 problem = self._fault_problem(fault, script, chaos)
             return _outcome(vector, problem, None, str(fault.kind), fault.stats)
-        problem = self._judge(vector, result.output, script, chaos)
+        problem = self._judge(vector, result.output, script, chaos, result.stats)
         return _outcome(vector, problem, result.output, None, result.stats)
 
     def _fault_problem(self, fault: PluginFault, script: Script, chaos: Chaos | None) -> str:
@@ -248,12 +249,13 @@ class Harness:
         return f"unexpected fault {fault.kind}: {fault.message}"
 
     def _judge(self, vector: Vector, output: dict[str, Any], script: Script,
-               chaos: Chaos | None) -> str | None:
+               chaos: Chaos | None, stats: Any) -> str | None:
         if output["ok"]:
             try:
                 check_blocks(output.get("ui", []), self.manifest.actions)
             except UIError as exc:
-                return f"invalid UI: {exc}"
+                kind, message = attributed(FaultKind.INVALID_OUTPUT, f"invalid UI: {exc}", stats)
+                return message if kind == FaultKind.INVALID_OUTPUT else f"fault {kind}: {message}"
         if chaos is not None:
             return None
         if script.missing:

@@ -28,7 +28,7 @@ from cms.plugins.hostops import HostContext
 from cms.plugins.lifecycle import get_version, quarantine, register_bundled
 from cms.plugins.registry import BuiltPlugin, PluginRegistry
 from cms.plugins.state import InstallState, PluginState, load_plugin_state
-from cms.runtime import CallStats, PluginFault
+from cms.runtime import CallStats, PluginFault, attributed
 from plugin_sdk import abi
 from plugin_sdk.abi import EnvelopeError, FaultKind
 from plugin_sdk.manifest import Panel
@@ -276,10 +276,10 @@ def _run(session: Session, registry: PluginRegistry, call: AgentCall, built: Bui
         return _failed(session, registry, call, built, fault.kind, fault.message)
     except UIError as exc:
         host.end(keep=False)
-        monitoring.plugin_call(manifest.id, manifest.version, FaultKind.INVALID_OUTPUT,
-                               result.stats, limits)
-        return _failed(session, registry, call, built, FaultKind.INVALID_OUTPUT,
-                       f"invalid UI blocks: {exc}")
+        kind, message = attributed(FaultKind.INVALID_OUTPUT, f"invalid UI blocks: {exc}",
+                                   result.stats)
+        monitoring.plugin_call(manifest.id, manifest.version, kind, result.stats, limits)
+        return _failed(session, registry, call, built, kind, message)
     except BaseException:
         host.end(keep=False)
         raise

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import wasmtime
 
+from cms.runtime import growwatch
 from cms.runtime.results import ArtifactError, one_line
 
 logger = logging.getLogger(__name__)
@@ -33,14 +34,15 @@ class ArtifactStore:
         self.fingerprint = fingerprint
 
     def path_for(self, wasm_sha256: str) -> Path:
-        return self.folder / f"{wasm_sha256}-{self.fingerprint}.cwasm"
+        return self.folder / f"{wasm_sha256}-{self.fingerprint}-g{growwatch.VERSION}.cwasm"
 
     def compile(self, engine: wasmtime.Engine, wasm: bytes) -> Path:
         """Validate and compile `wasm`, write its artifact atomically, return the artifact's path.
 
+        The module compiled is `wasm` with its grows watched (cms.runtime.growwatch).
         Raises wasmtime.WasmtimeError when the bytes are not a valid module.
         """
-        module = wasmtime.Module(engine, wasm)
+        module = wasmtime.Module(engine, growwatch.instrument(wasm))
         data = bytes(module.serialize())
         path = self.path_for(sha256_hex(wasm))
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import wasmtime
 
 from plugin_sdk import abi
 from plugin_sdk.abi import FaultKind
 
+from cms.runtime import growwatch
 from cms.runtime.results import PluginFault
 
 
@@ -22,6 +24,9 @@ class ModuleShape:
     abi_version_index: int | None
     imports: frozenset[str]
     min_memory_bytes: int
+    #: The grow-watch globals (cms.runtime.growwatch), when the module was instrumented.
+    refused_memory_index: int | None = None
+    refused_table_index: int | None = None
 
 
 def _signature(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -79,7 +84,14 @@ def check_module(module: wasmtime.Module) -> ModuleShape:
         memory_index=memory[0], alloc_index=alloc, handle_index=handle,
         abi_version_index=indexes[abi.EXPORT_ABI_VERSION], imports=frozenset(imports),
         min_memory_bytes=memory_type.limits.min * abi.WASM_PAGE_BYTES,
+        refused_memory_index=_global_export(exports, growwatch.REFUSED_MEMORY_EXPORT),
+        refused_table_index=_global_export(exports, growwatch.REFUSED_TABLE_EXPORT),
     )
+
+
+def _global_export(exports: Mapping[str, tuple[int, object]], name: str) -> int | None:
+    found = exports.get(name)
+    return found[0] if found is not None and isinstance(found[1], wasmtime.GlobalType) else None
 
 
 def _show(signature: tuple[tuple[str, ...], tuple[str, ...]]) -> str:

@@ -18,6 +18,10 @@ class CallStats:
     peak_memory_bytes: int
     wall_ms: float
     host_calls: int
+    #: What a refused `memory.grow` asked for (bytes) and a refused `table.grow` (elements)
+    #: during the call; 0 when the limiter refused nothing.
+    refused_memory_bytes: int = 0
+    refused_table_elements: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,6 +52,28 @@ class PluginFault(Exception):
         """{"error": {"kind", "message"}, "stats": {...}} as `cms-plugin run --json` prints it."""
         return {"error": {"kind": str(self.kind), "message": self.message},
                 "stats": self.stats.as_dict() if self.stats else None}
+
+
+def attributed(kind: FaultKind, message: str, stats: CallStats | None) -> tuple[FaultKind, str]:
+    """The fault to report for a call that failed with `kind`: when the limiter refused a grow
+    during the call, the cause is its memory whatever it then failed with, so the kind is
+    `memory_limit` and the message names the refusal and then the symptom. A fault that is
+    already `memory_limit` keeps its own message."""
+    if kind == FaultKind.MEMORY_LIMIT or stats is None or not (
+            stats.refused_memory_bytes or stats.refused_table_elements):
+        return kind, message
+    refused = []
+    if stats.refused_memory_bytes:
+        refused.append(f"a grow to {mib(stats.refused_memory_bytes)} was refused")
+    if stats.refused_table_elements:
+        refused.append(f"a table grow to {stats.refused_table_elements} elements was refused")
+    return FaultKind.MEMORY_LIMIT, f"memory limit reached ({'; '.join(refused)}); then: {message}"
+
+
+def mib(size: int) -> str:
+    """`size` bytes as people read it: "17 MiB", "16.5 MiB"."""
+    value = size / (1024 * 1024)
+    return f"{value:.0f} MiB" if value == int(value) else f"{value:.1f} MiB"
 
 
 class HostFault(Exception):

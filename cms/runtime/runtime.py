@@ -21,8 +21,8 @@ from cms.runtime.engine import WASMTIME_VERSION, EngineHost, EngineSettings, was
 from cms.runtime.host import CallContext, HostFunctions, HostOps
 from cms.runtime.limits import DEFAULT_CAPS, DEFAULT_LIMITS, Limits
 from cms.runtime.modulecheck import ModuleShape, check_module
-from cms.runtime.results import CallResult, CallStats, PluginFault, one_line
-from cms.runtime.sandbox import FastInvoker, Invoker, PublicInvoker
+from cms.runtime.results import CallResult, CallStats, PluginFault, attributed, one_line
+from cms.runtime.sandbox import FastInvoker, Invoker, PublicInvoker, RawOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -231,22 +231,28 @@ class Plugin:
             if call is not None:
                 host.leave()
         host_calls = call.host_calls if call is not None else 0
-        stats = self._stats(started, self.limits.fuel - raw.fuel_left, raw.memory_bytes, host_calls)
+        stats = self._stats(started, raw, host_calls)
         if raw.kind is not None:
+            # A page's short budget running out defers the panel; it is not the plugin's fault.
             budget_only = raw.kind == FaultKind.TIMEOUT and budget_ms < self.limits.timeout_ms
-            logger.log(logging.INFO if budget_only else logging.WARNING, "plugin fault kind=%s plugin=%s version=%s fuel=%d memory=%d ms=%.1f: %s",
-                           raw.kind, self.plugin_id, self.version, stats.fuel_consumed,
-                           stats.peak_memory_bytes, stats.wall_ms, raw.message)
-            raise PluginFault(raw.kind, raw.message, stats)
+            kind, message = ((raw.kind, raw.message) if budget_only
+                             else attributed(raw.kind, raw.message, stats))
+            logger.log(logging.INFO if budget_only else logging.WARNING,
+                       "plugin fault kind=%s plugin=%s version=%s fuel=%d memory=%d ms=%.1f: %s",
+                       kind, self.plugin_id, self.version, stats.fuel_consumed,
+                       stats.peak_memory_bytes, stats.wall_ms, message)
+            raise PluginFault(kind, message, stats)
         assert raw.output is not None
         try:
             output = abi.decode_output(raw.output)
         except EnvelopeError as exc:
-            logger.warning("plugin fault kind=%s plugin=%s version=%s: %s", FaultKind.INVALID_OUTPUT,
-                           self.plugin_id, self.version, exc)
-            raise PluginFault(FaultKind.INVALID_OUTPUT, str(exc), stats) from None
+            kind, message = attributed(FaultKind.INVALID_OUTPUT, str(exc), stats)
+            logger.warning("plugin fault kind=%s plugin=%s version=%s: %s", kind,
+                           self.plugin_id, self.version, message)
+            raise PluginFault(kind, message, stats) from None
         return CallResult(output, stats)
 
-    def _stats(self, started: float, fuel: int, memory: int, host_calls: int) -> CallStats:
-        return CallStats(self.plugin_id, self.version, fuel, memory,
-                         round((time.perf_counter() - started) * 1000, 3), host_calls)
+    def _stats(self, started: float, raw: RawOutcome, host_calls: int) -> CallStats:
+        return CallStats(self.plugin_id, self.version, self.limits.fuel - raw.fuel_left,
+                         raw.memory_bytes, round((time.perf_counter() - started) * 1000, 3),
+                         host_calls, raw.refused_memory_bytes, raw.refused_table_elements)

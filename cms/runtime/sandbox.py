@@ -24,6 +24,7 @@ from wasmtime._ffi import dll as wasmtime_dll
 from plugin_sdk import abi
 from plugin_sdk.abi import FaultKind
 
+from cms.runtime import growwatch
 from cms.runtime.limits import Limits
 from cms.runtime.modulecheck import ModuleShape
 from cms.runtime.results import HostFault
@@ -38,6 +39,10 @@ class RawOutcome:
     message: str
     fuel_left: int
     memory_bytes: int
+    #: The size a refused `memory.grow` asked for (bytes) and a refused `table.grow` (elements)
+    #: during the call, 0 when none was refused (cms.runtime.growwatch).
+    refused_memory_bytes: int = 0
+    refused_table_elements: int = 0
 
 
 class Invoker(Protocol):
@@ -48,8 +53,9 @@ def _near_cap(memory_bytes: int, cap: int) -> bool:
     """Whether a failure at this memory size is best explained by the memory cap.
 
     wasmtime's C API refuses a `memory.grow` past the cap quietly (it returns -1) and offers no
-    hook to learn that it happened, so a trap or failed result while linear memory is within a
-    quarter of the cap (at least one page) is counted as `memory_limit`.
+    hook to learn that it happened. The grow watch (cms.runtime.growwatch) records refusals in
+    the modules it rewrites; for the rest, a trap or failed result while linear memory is within
+    a quarter of the cap (at least one page) is counted as `memory_limit`.
     """
     return memory_bytes > cap - max(abi.WASM_PAGE_BYTES, cap // 4)
 
@@ -148,7 +154,10 @@ _memory_data = _raw("wasmtime_memory_data", ctypes.c_void_p,
                     [_P(B.wasmtime_context_t), _P(B.wasmtime_memory_t)])
 _memory_size = _raw("wasmtime_memory_data_size", ctypes.c_size_t,
                     [_P(B.wasmtime_context_t), _P(B.wasmtime_memory_t)])
+_global_get = _raw("wasmtime_global_get", None,
+                   [_P(B.wasmtime_context_t), _P(B.wasmtime_global_t), _P(B.wasmtime_val_t)])
 
+_EXTERN_GLOBAL = 1  # WASMTIME_EXTERN_GLOBAL in wasmtime.h
 _EXTERN_MEMORY = 3  # WASMTIME_EXTERN_MEMORY in wasmtime.h
 _byref = ctypes.byref
 _memmove = ctypes.memmove
@@ -179,6 +188,9 @@ class FastInvoker:
         self._handle = B.wasmtime_extern_t()
         self._args = (B.wasmtime_val_raw_t * 2)()
         self._fuel = ctypes.c_uint64()
+        self._global = B.wasmtime_extern_t()
+        self._value = B.wasmtime_val_t()
+        self._instantiated = False
         # For host functions during a call (`read`, `write`): the running store's context, and
         # scratch of their own (the guest's handle call still owns `_args` and `_trap`).
         self._ctx: object | None = None
@@ -192,6 +204,7 @@ class FastInvoker:
         memory_bytes = 0
         fuel_left = limits.fuel
         setattr(self._memory, "kind", 255)  # no memory export seen yet in this call
+        self._instantiated = False
         outer_ctx = self._ctx  # a call made from inside a host op of another call
         try:
             _store_limiter(store, limits.memory_bytes, limits.table_elements, 1, 1, 1)
@@ -203,11 +216,17 @@ class FastInvoker:
             self._ctx = ctx
             try:
                 memory_bytes, output = self._run(ctx, data, limits)
-                return RawOutcome(output, None, "", self._fuel_left(ctx), memory_bytes)
+                outcome = RawOutcome(output, None, "", self._fuel_left(ctx), memory_bytes)
             except _Failure as failure:
                 memory_bytes = self._memory_bytes(ctx)
                 fuel_left = self._fuel_left(ctx)
-                return RawOutcome(None, failure.kind, failure.message, fuel_left, memory_bytes)
+                outcome = RawOutcome(None, failure.kind, failure.message, fuel_left, memory_bytes)
+            if self._instantiated:
+                outcome.refused_memory_bytes = self._global_value(
+                    ctx, self._shape.refused_memory_index) * abi.WASM_PAGE_BYTES
+                outcome.refused_table_elements = self._global_value(
+                    ctx, self._shape.refused_table_index)
+            return outcome
         except _Failure as failure:
             return RawOutcome(None, failure.kind, failure.message, fuel_left, memory_bytes)
         finally:
@@ -257,6 +276,7 @@ class FastInvoker:
         error = _pre_instantiate(self._pre_ptr, ctx, _byref(instance), _byref(trap))
         if error or trap:
             self._raise_call_failure(ctx, error, "instantiate", limits)
+        self._instantiated = True
         nothing = (_byref(self._name), _byref(self._name_len))
         _export_nth(ctx, _byref(instance), shape.memory_index, *nothing, _byref(self._memory))
         _export_nth(ctx, _byref(instance), shape.alloc_index, *nothing, _byref(self._alloc))
@@ -311,6 +331,18 @@ class FastInvoker:
             raise _Failure(*instantiation_fault(message))
         raise _Failure(*classify_trap(code, message, self._memory_bytes(ctx), limits.memory_bytes))
 
+    def _global_value(self, ctx: object, index: int | None) -> int:
+        """The i64 value of the export at `index` of the running instance (0 without one)."""
+        if index is None:
+            return 0
+        nothing = (_byref(self._name), _byref(self._name_len))
+        if not _export_nth(ctx, _byref(self._instance), index, *nothing, _byref(self._global)):
+            return 0
+        if cast(int, self._global.kind) != _EXTERN_GLOBAL:
+            return 0
+        _global_get(ctx, _byref(self._global.of.global_), _byref(self._value))
+        return int(self._value.of.i64)
+
     def _memory_bytes(self, ctx: object) -> int:
         if cast(int, self._memory.kind) != _EXTERN_MEMORY:
             return 0
@@ -344,10 +376,23 @@ class PublicInvoker:
                          instances=1, tables=1, memories=1)
         store.set_fuel(limits.fuel)
         store.set_epoch_deadline(deadline_ticks)
+        instances: list[wasmtime.Instance] = []
+        outcome = self._call(store, data, limits, instances)
+        if instances:
+            exports = instances[0].exports(store)
+            outcome.refused_memory_bytes = _global_of(
+                store, exports, growwatch.REFUSED_MEMORY_EXPORT) * abi.WASM_PAGE_BYTES
+            outcome.refused_table_elements = _global_of(
+                store, exports, growwatch.REFUSED_TABLE_EXPORT)
+        return outcome
+
+    def _call(self, store: wasmtime.Store, data: bytes, limits: Limits,
+              instances: list[wasmtime.Instance]) -> RawOutcome:
         memory: wasmtime.Memory | None = None
         stage = "instantiate"
         try:
             instance = self._pre.instantiate(store)
+            instances.append(instance)
             exports = instance.exports(store)
             memory_export = exports[abi.EXPORT_MEMORY]
             assert isinstance(memory_export, wasmtime.Memory)
@@ -398,6 +443,14 @@ class PublicInvoker:
     def _outcome(store: wasmtime.Store, memory: wasmtime.Memory | None, kind: FaultKind,
                  message: str) -> RawOutcome:
         return RawOutcome(None, kind, message, store.get_fuel(), _size(store, memory))
+
+
+def _global_of(store: wasmtime.Store, exports: Any, name: str) -> int:
+    found = exports.get(name)
+    if not isinstance(found, wasmtime.Global):
+        return 0
+    value = found.value(store)
+    return value if isinstance(value, int) else 0
 
 
 def _size(store: wasmtime.Store, memory: wasmtime.Memory | None) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cms.runtime import ArtifactError, EngineSettings, Runtime
+from cms.runtime import growwatch
 from cms.runtime.artifacts import sha256_hex
 from tests.runtime import guests
 from tests.runtime.conftest import make_runtime
@@ -21,7 +22,7 @@ def test_compile_writes_an_artifact_keyed_by_wasm_and_engine(tmp_path: Path) -> 
     runtime = server_runtime(tmp_path)
     wasm = guests.module()
     path = runtime.compile(wasm)
-    assert path.name == f"{sha256_hex(wasm)}-{runtime.config.engine.fingerprint()}.cwasm"
+    assert path.name == f"{sha256_hex(wasm)}-{runtime.config.engine.fingerprint()}-g{growwatch.VERSION}.cwasm"
     assert Path(f"{path}.sha256").read_text() == sha256_hex(path.read_bytes())
     assert runtime.load(wasm, plugin_id="p", version="1").call("x").ok
 

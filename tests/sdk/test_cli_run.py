@@ -12,6 +12,7 @@ import pytest
 from plugin_sdk.cli import main
 from tests.runtime import guests
 from tests.runtime.test_faults import SPIN
+from tests.runtime.test_growwatch import GROW_UNCHECKED_THEN
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +61,21 @@ def test_a_fault_exits_3_with_kind_and_stats_in_json(capsys: pytest.CaptureFixtu
     assert report["error"]["kind"] == "fuel_exhausted"
     assert report["stats"]["fuel_consumed"] == 100_000
     assert set(report["stats"]) == {"plugin_id", "version", "fuel_consumed", "peak_memory_bytes",
-                                    "wall_ms", "host_calls"}
+                                    "wall_ms", "host_calls", "refused_memory_bytes",
+                                    "refused_table_elements"}
+
+
+def test_garbage_after_a_refused_grow_is_reported_as_memory(capsys: pytest.CaptureFixture[str],
+                                                            tmp_path: Path) -> None:
+    wasm = tmp_path / "unchecked.wasm"
+    wasm.write_bytes(guests.module(handle=GROW_UNCHECKED_THEN.format(then="(i64.const 16)"),
+                                   data=b"\xff" * 16))
+    code, out, err = run(capsys, str(wasm), "--memory-mb", "4")
+    assert code == 3 and out == ""
+    assert err.startswith("plugin fault: memory_limit: memory limit reached (a grow to 8.1 MiB "
+                          "was refused); then: output is not JSON")
+    code, out, _ = run(capsys, str(wasm), "--memory-mb", "4", "--json")
+    assert json.loads(out)["stats"]["refused_memory_bytes"] == 129 * 65536
 
 
 def test_a_fault_without_json_is_one_readable_line(capsys: pytest.CaptureFixture[str],

@@ -248,7 +248,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (root / "probe" / "probe.c").write_text(PROBE, encoding="utf-8")
     sources = {"template": template / "src" / "main.c", "probe": root / "probe" / "probe.c",
                "leaky": FIXTURES / "leaky" / "src" / "main.c",
-               "oom": FIXTURES / "oom" / "src" / "main.c"}
+               "oom": FIXTURES / "oom" / "src" / "main.c",
+               "unchecked": FIXTURES / "unchecked" / "src" / "main.c"}
     with ThreadPoolExecutor(max_workers=len(sources)) as pool:
         futures = {name: pool.submit(compile_module, "c", source, root / "out" / f"{name}.wasm")
                    for name, source in sources.items()}
@@ -643,6 +644,66 @@ def test_the_oom_fixture_manifest_and_vectors(built: dict[str, Any], tmp_path: P
             assert outcome.problem is None and outcome.fault == "memory_limit", vector.name
     finally:
         harness.close()
+
+
+# An allocator that never checks memory.grow (plain C, no SDK library) ----------------------------
+
+@pytest.mark.parametrize(("action", "symptom"), [
+    ("record", "memory_out_of_bounds: out of bounds memory access"),
+    ("transcript", "output is not UTF-8 (byte 32)"),
+])
+def test_a_fault_after_a_refused_grow_is_named_as_memory(load: Any, action: str,
+                                                         symptom: str) -> None:
+    plugin = load("unchecked", grants=set(), limits=Limits(memory_bytes=4 * 2**20))
+    with pytest.raises(PluginFault) as fault:
+        plugin.call(action)
+    assert fault.value.kind == "memory_limit"
+    assert fault.value.message == ("memory limit reached (a grow to 8.1 MiB was refused); "
+                                   f"then: {symptom}")
+    # Far from the cap when it failed: the memory size alone would not have explained it.
+    assert fault.value.stats is not None and fault.value.stats.peak_memory_bytes <= 2**20
+    assert plugin.call("small").output["result"] == {"small": True}
+
+
+def test_without_the_grow_watch_the_same_faults_point_elsewhere(
+        built: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cms.runtime import growwatch
+
+    monkeypatch.setattr(growwatch, "instrument", lambda wasm: wasm)
+    runtime = Runtime(RuntimeConfig(artifact_dir=tmp_path / "plain", compile_missing=True))
+    try:
+        plugin = runtime.load(built["wasm"]["unchecked"], plugin_id="unchecked", version="0.1.0",
+                              limits=Limits(memory_bytes=4 * 2**20))
+        kinds = []
+        for action in ("record", "transcript"):
+            with pytest.raises(PluginFault) as fault:
+                plugin.call(action)
+            kinds.append(fault.value.kind)
+        assert kinds == ["trap", "invalid_output"]
+    finally:
+        runtime.close()
+
+
+def test_the_unchecked_fixture_vectors_and_gate(built: dict[str, Any], tmp_path: Path) -> None:
+    from cms.plugins.lifecycle import run_gate
+    from plugin_sdk.testing import Harness
+    from plugin_sdk.vectors import load_vectors
+
+    manifest = load_manifest(FIXTURES / "unchecked")
+    harness = Harness(built["wasm"]["unchecked"], manifest, tmp_path / "harness")
+    try:
+        outcomes = [harness.run_vector(v) for v in load_vectors(FIXTURES / "unchecked", manifest)]
+    finally:
+        harness.close()
+    assert [(o.problem, o.fault) for o in outcomes] == [(None, "memory_limit")] * 2 + [(None, None)]
+    # The staging gate names the memory when a vector expected an answer.
+    expect_ok = json.dumps([{"name": "records", "action": "record", "expect": {"ok": True}}])
+    status, report = run_gate(manifest, built["wasm"]["unchecked"], {"v.json": expect_ok}, None,
+                              Limits(memory_bytes=128 * 2**20), tmp_path / "gate", calls=2)
+    assert status == "failed"
+    assert report["problems"][0] == (
+        "v.json: records: unexpected fault memory_limit: memory limit reached (a grow to 8.1 MiB "
+        "was refused); then: memory_out_of_bounds: out of bounds memory access")
 
 
 # Host calls -----------------------------------------------------------------------------------
