@@ -45,7 +45,10 @@ def on_worker_ready(app: Any) -> None:
     """
     runtime = app.extensions["cms"].runtime
     runtime.engines.get()
-    app.extensions["monitoring"].start()  # this worker's thread for metrics and detectors
+    monitor = app.extensions["monitoring"]
+    with app.app_context():
+        monitor.ensure_plugin_series()  # every installed version's series, at zero
+    monitor.start()  # this worker's thread for metrics and detectors
     # The flag watcher (Redis subscriber + database version poll) is per worker, like the engine.
     app.extensions["cms"].flags.start()
     logger.info("plugin engine ready in worker %s (ticker alive: %s)", runtime.engines.generation,

@@ -29,6 +29,7 @@ ROWS = [  # (key, label, goal text, unit)
     ("rss_growth_mb", "worker RSS growth after the release (largest worker)", "<= 20 MB", " MiB"),
     ("quarantine_s", "release to quarantine (slowest faulty version)", "<= 10 s", " s"),
     ("first_alert_s", "release to first alert (alerts table)", "<= 5 s", " s"),
+    ("false_alarms", "healthy versions quarantined or critically alerted (whole run)", "0", ""),
 ]
 
 
@@ -286,6 +287,8 @@ def mode_block(runs: list[Any], result: dict[str, Any], args: argparse.Namespace
         f"{_fmt(sandbox.summary['first_webhook_s'], ' s')}",
         "- Alerts after the release (sandboxed run):",
         alert_lines(sandbox),
+        "- Healthy versions flagged over the whole run (critical alerts, quarantines): "
+        + ("; ".join(sandbox.summary.get("false_alarm_list", [])) or "none"),
         "- Plugin faults the sandbox caught after the release (each answered with the plugin's "
         "fallback text while the page rendered): " + (", ".join(
             f"{version}: " + ", ".join(f"{n} {kind}" for kind, n in kinds.items())

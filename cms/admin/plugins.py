@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from cms import monitoring
 from cms.admin.views import bp, show_field_errors
 from cms.app_state import current_actor, state
 from cms.auth.access import admin_required
@@ -84,7 +85,13 @@ def _render_detail(plugin_id: str, release: ReleaseForm | None = None,
                                 f"{' · quarantined' if r.quarantined_at else ''}") for r in rows]
     diffs = {r.version: lifecycle.new_capabilities(install, lifecycle.manifest_of(r)) for r in rows}
     return render_template("admin/plugin_detail.html", install=install, rows=rows, diffs=diffs,
-                           release=release, reason_form=reason_form or ReasonForm(formdata=None)), status
+                           release=release, reason_form=reason_form or ReasonForm(formdata=None),
+                           evidence=_evidence(install)), status
+
+
+def _evidence(install: PluginInstall) -> lifecycle.CanaryEvidence | None:
+    return monitoring.canary_evidence(install.plugin_id, install.canary_version,
+                                      install.canary_percent, install.version)
 
 
 @bp.route("/plugins/<plugin_id>")
@@ -106,7 +113,8 @@ def plugin_release(plugin_id: str) -> View:
     try:
         if request.form.get("do") == "promote":
             lifecycle.promote(db.session, current_actor(), plugin_id, form.version.data or "", release,
-                              notify=state().flags.changed)
+                              notify=state().flags.changed,
+                              evidence=_evidence(lifecycle.get_install(db.session, plugin_id)))
             flash(f"{plugin_id} {form.version.data} is now the current version for every agent.", "success")
         else:
             lifecycle.set_canary(db.session, current_actor(), plugin_id, form.version.data or "",

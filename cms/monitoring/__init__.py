@@ -33,15 +33,16 @@ def current() -> Monitor | None:
 
 
 def plugin_call(plugin_id: str, version: str, outcome: Any, stats: Any | None = None,
-                limits: Any | None = None) -> None:
+                limits: Any | None = None, action: str = "") -> None:
     """Count one plugin call. `outcome`: "ok", "error" (the plugin answered ok=false) or the
-    FaultKind; `stats` its CallStats (None if it never ran); `limits` the Limits it ran under."""
+    FaultKind; `stats` its CallStats (None if it never ran); `limits` the Limits it ran under;
+    `action` the action called."""
     monitor = current()
     if monitor is None:
         return
     try:
         monitor.plugin_call(plugin_id, version, str(getattr(outcome, "value", outcome)), stats,
-                            limits)
+                            limits, action)
     except Exception:  # metrics never cost a plugin call its answer
         logger.exception("monitoring: could not count a call of %s %s", plugin_id, version)
 
@@ -70,6 +71,26 @@ def login(outcome: str) -> None:
         logger.exception("monitoring: could not count a login")
 
 
+def canary_evidence(plugin_id: str, canary: str | None, percent: int,
+                    current_version: str) -> Any:
+    """What the monitor of the app in context has seen of a running canary, as a
+    cms.plugins.lifecycle.CanaryEvidence (calls so far, minimum, regression); None when there
+    is no canary or no monitor."""
+    from cms.plugins.lifecycle import CanaryEvidence
+
+    monitor = current()
+    if monitor is None or not canary or percent <= 0:
+        return None
+    try:
+        calls = monitor.calls_of(plugin_id, canary)
+        check = monitor.canary_check(plugin_id, canary, current_version)
+    except Exception:
+        logger.exception("monitoring: could not compare the canary %s %s", plugin_id, canary)
+        return None
+    return CanaryEvidence(calls, monitor.settings.canary_min_calls, check.message or None,
+                          dict(check.signals))
+
+
 def init_app(app: Flask) -> None:
     """Create the app's Monitor (after its AppState) and register /metrics, the admin pages
     /admin/health and /admin/alerts, the request hooks and the alert banner. Call it before
@@ -87,7 +108,16 @@ def init_app(app: Flask) -> None:
         with app.app_context():
             monitor.tick(lambda: Session(db.engine))
 
+    flags = app.extensions["cms"].flags
+
+    def lineage() -> Any:
+        from cms.plugins.state import plugin_state_of
+
+        snapshot = flags.snapshot()
+        state = plugin_state_of(snapshot.extras) if snapshot is not None else None
+        return state.lineage() if state is not None else {}
+
     monitor = Monitor(settings.monitoring, app.extensions["cms"].redis, settings.smtp_url,
-                      settings.mail_from, tick_in_app, app.extensions["cms"].flags.changed)
+                      settings.mail_from, tick_in_app, flags.changed, lineage)
     app.extensions["monitoring"] = monitor
     views.init_app(app)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, load_only
 
 from cms.models import Alert, PluginInstall, PluginVersion
-from cms.monitoring import alerts, charts, series
+from cms.monitoring import alerts, charts, series, timeline
 from cms.monitoring.detectors import NOT_FAULTS, fault_counts
 from cms.monitoring.monitor import Monitor
 from cms.monitoring.series import Buckets
@@ -81,6 +81,7 @@ class Dashboard:
     logins: dict[str, int]
     open_alerts: list[Alert]
     generated_at: float = field(default_factory=time.time)
+    changes: timeline.Timeline = field(default_factory=timeline.Timeline)
 
 
 def _per_minute(buckets: Buckets, start: float, bucket_s: int,
@@ -270,4 +271,6 @@ def build(session: Session, monitor: Monitor, redis: Any | None) -> Dashboard:
         logins={k: int(series.total(logins, k)) for k in ("success", "failure", "throttled")},
         open_alerts=alerts.open_alerts(session),
         generated_at=wall,
+        changes=timeline.build(session, datetime.fromtimestamp(wall, timezone.utc),
+                               monitor.store.workers(wall)),
     )

@@ -84,9 +84,23 @@ class Metrics:
         self.alerts = Counter(
             "cms_alerts_total", "Alerts opened (or escalated) by the monitoring detectors.",
             ["kind", "severity"], registry=r)
+        self.canary_rollbacks = Counter(
+            "cms_plugin_canary_rollbacks_total", "Canaries the monitor rolled back because they "
+            "regressed against the current version, by signal (fault_rate, fuel_per_call, "
+            "memory_per_call, p95_ms).", plugin + ["signal"], registry=r)
         self.alert_notifications = Counter(
             "cms_alert_notifications_total", "Alert notifications by channel (webhook, email) "
             "and outcome (sent, failed).", ["channel", "outcome"], registry=r)
+
+    def init_plugin(self, plugin_id: str, version: str, outcomes: tuple[str, ...]) -> None:
+        """Create a plugin version's series at zero, so that a rate or `absent()` rule works
+        before its first call."""
+        for outcome in outcomes:
+            self.plugin_calls.labels(plugin_id, version, outcome)
+        for histogram in (self.plugin_call_duration, self.plugin_call_fuel, self.plugin_call_memory):
+            histogram.labels(plugin_id, version)
+        for limit in ("memory", "fuel"):
+            self.plugin_near_limit.labels(plugin_id, version, limit)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition of every metric (of all workers in multiprocess mode)."""

@@ -16,16 +16,16 @@ import socket
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from sqlalchemy.orm import Session
 
 from cms.monitoring import detectors, series
-from cms.monitoring.detectors import CRITICAL, Finding
+from cms.monitoring.detectors import CRITICAL, Finding, Lineage
 from cms.monitoring.metrics import Metrics
 from cms.monitoring.notify import Notifier
 from cms.monitoring.series import Buckets, Pending, SeriesStore, make_store
-from cms.monitoring.settings import MonitorSettings
+from cms.monitoring.settings import CANARY_REGRESSION, MonitorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,11 @@ class Monitor:
     def __init__(self, settings: MonitorSettings, redis: Any | None = None,
                  smtp_url: str | None = None, mail_from: str = "noreply@cms.local",
                  tick_in_app: Callable[[], None] | None = None,
-                 on_config_change: Callable[[int], None] | None = None) -> None:
+                 on_config_change: Callable[[int], None] | None = None,
+                 lineage: Callable[[], Mapping[tuple[str, str], Lineage]] | None = None) -> None:
         self.settings = settings
+        #: The versions in rollout: what each replaced, gate overrides, gate figures.
+        self.lineage = lineage
         #: Announces a new config version (after a quarantine) to every worker.
         self.on_config_change = on_config_change
         #: Runs `tick` inside the app's context (what the worker thread calls).
@@ -75,15 +78,17 @@ class Monitor:
         self._daemon_pid: int | None = None
         self._stop = threading.Event()
         self.last_findings: list[Finding] = []
+        self._series_ready: set[tuple[str, str]] = set()
         #: The admin banner's summary of open alerts, and until when (monotonic) it holds.
         self.banner: tuple[float, Any] | None = None
 
     # The hooks: called on every call, so memory only. -----------------------------------------
 
     def plugin_call(self, plugin_id: str, version: str, outcome: str, stats: Any | None = None,
-                    limits: Any | None = None) -> None:
+                    limits: Any | None = None, action: str = "") -> None:
         """Count one plugin call. `outcome`: "ok", "error" (an ok=false answer) or the fault
-        kind; `stats` a CallStats (None when the call never ran); `limits` the call's Limits."""
+        kind; `stats` a CallStats (None when the call never ran); `limits` the call's Limits;
+        `action` the action called (the leak and regression verdicts are per action)."""
         m = self.metrics
         now = time.time()
         m.plugin_calls.labels(plugin_id, version, outcome).inc()
@@ -108,7 +113,8 @@ class Monitor:
                 if fuel >= limits.fuel * 0.9 and outcome != "fuel_exhausted":
                     sums["near_fuel"] = 1.0
                     m.plugin_near_limit.labels(plugin_id, version, "fuel").inc()
-            self.pending.sample(series.plugin_series(plugin_id, version), now, memory, fuel)
+            self.pending.sample(series.plugin_series(plugin_id, version), now, memory, fuel,
+                                action, outcome in ("ok", "error"))
         if outcome == "memory_limit":
             m.plugin_near_limit.labels(plugin_id, version, "memory").inc()
         elif outcome == "fuel_exhausted":
@@ -168,6 +174,7 @@ class Monitor:
         """Flush, sample the worker and (when this worker leads this interval) evaluate and raise
         alerts. Returns the findings it evaluated ([] when another worker leads)."""
         wall = time.time()
+        self.ensure_plugin_series()
         self.sample_worker(wall)
         self.flush(wall)
         if lead is None:
@@ -179,6 +186,17 @@ class Monitor:
         if findings:
             self.raise_alerts(findings, sessions)
         return findings
+
+    def ensure_plugin_series(self) -> None:
+        """Create the metric series of every plugin version in rollout at zero (at start-up,
+        and for a version published later, at the next tick)."""
+        from plugin_sdk.abi import FaultKind
+
+        new = [key for key in self._lineages() if key not in self._series_ready]
+        outcomes = ("ok", "error", *(str(kind.value) for kind in FaultKind))
+        for plugin_id, version in new:
+            self.metrics.init_plugin(plugin_id, version, outcomes)
+            self._series_ready.add((plugin_id, version))
 
     def flush(self, wall: float | None = None) -> None:
         deltas, samples = self.pending.take()
@@ -216,12 +234,14 @@ class Monitor:
         findings: list[Finding] = []
         plugin_ids = self.store.series("p|", wall)
         data = self.store.read(plugin_ids, baseline_since, wall)
+        lineages = self._lineages()
         for name in plugin_ids:
             buckets = data.get(name, {})
             if not series.total(buckets, "calls", since_bucket):
                 continue
             plugin_id, version = series.parse_plugin_series(name)
-            findings += self._plugin_findings(plugin_id, version, buckets, since_bucket, data)
+            findings += self._plugin_findings(plugin_id, version, buckets, since_bucket, data,
+                                              lineages)
         findings += self._worker_findings(wall)
         logins = self.store.read([series.LOGINS], baseline_since, wall)[series.LOGINS]
         found = detectors.login_failures(s, logins, since_bucket,
@@ -230,14 +250,36 @@ class Monitor:
             findings.append(found)
         return findings
 
+    def _lineages(self) -> Mapping[tuple[str, str], Lineage]:
+        if self.lineage is None:
+            return {}
+        try:
+            return self.lineage()
+        except Exception:  # the verdicts on a version's own calls still run
+            logger.exception("monitoring: could not read the plugin versions in rollout")
+            return {}
+
     def _plugin_findings(self, plugin_id: str, version: str, buckets: Buckets,
-                         since_bucket: int, data: dict[str, Buckets]) -> list[Finding]:
+                         since_bucket: int, data: dict[str, Buckets],
+                         lineages: Mapping[tuple[str, str], Lineage]) -> list[Finding]:
         s = self.settings
         found: list[Finding] = []
         samples = self.store.samples(series.plugin_series(plugin_id, version))
-        leak = detectors.memory_leak(s, plugin_id, version, buckets, since_bucket, samples)
+        lineage = lineages.get((plugin_id, version))
+        before = None
+        if lineage is not None and lineage.predecessor:
+            before = self.baseline(plugin_id, lineage.predecessor, lineages)
+        leak = detectors.memory_leak(s, plugin_id, version, buckets, since_bucket, samples,
+                                     lineage, before)
         cpu = detectors.cpu_spike(s, plugin_id, version, buckets, since_bucket,
-                                  self._fuel_baseline(plugin_id, version, since_bucket, data))
+                                  self._fuel_baseline(plugin_id, version, since_bucket, data),
+                                  samples, lineage, before)
+        if lineage is not None and lineage.canary and lineage.predecessor:
+            check = self._canary_check(plugin_id, version, lineage.predecessor, since_bucket,
+                                       data, samples)
+            canary = detectors.canary_regression(check, plugin_id, version, lineage.predecessor)
+            if canary is not None:
+                found.append(canary)
         explained: set[str] = set()
         for finding, kind in ((leak, "memory_limit"), (cpu, "fuel_exhausted")):
             if finding is not None:
@@ -255,6 +297,41 @@ class Monitor:
             host = None
         found += [f for f in (faults, host) if f is not None]
         return found
+
+    def baseline(self, plugin_id: str, version: str,
+                 lineages: Mapping[tuple[str, str], Lineage] | None = None) -> dict[str, tuple[float, float]]:
+        """A version's live baseline per action (fuel, peak memory per call), starting from its
+        staging gate's figures."""
+        lineages = self._lineages() if lineages is None else lineages
+        return detectors.live_or_gate(self.store.samples(series.plugin_series(plugin_id, version)),
+                                      lineages.get((plugin_id, version)),
+                                      self.settings.regression_min_calls)
+
+    def canary_check(self, plugin_id: str, canary: str, current: str,
+                     wall: float | None = None) -> detectors.CanaryCheck:
+        """The canary against the current version over the window, as the monitor sees it
+        (for the plugin page and the promote guard)."""
+        wall = wall or time.time()
+        s = self.settings
+        names = [series.plugin_series(plugin_id, v) for v in (canary, current)]
+        data = self.store.read(names, wall - s.window_s, wall)
+        return self._canary_check(plugin_id, canary, current, int((wall - s.window_s) // s.bucket_s),
+                                  data, self.store.samples(names[0]))
+
+    def calls_of(self, plugin_id: str, version: str, wall: float | None = None) -> int:
+        """Calls of a version over the whole retention, across workers."""
+        wall = wall or time.time()
+        name = series.plugin_series(plugin_id, version)
+        data = self.store.read([name], wall - self.settings.retention_s, wall)
+        return int(series.total(data.get(name, {}), "calls"))
+
+    def _canary_check(self, plugin_id: str, canary: str, current: str, since_bucket: int,
+                      data: dict[str, Buckets], samples: list[Any]) -> detectors.CanaryCheck:
+        return detectors.canary_check(
+            self.settings, plugin_id, canary, current,
+            data.get(series.plugin_series(plugin_id, canary), {}),
+            data.get(series.plugin_series(plugin_id, current), {}), since_bucket, samples,
+            self.store.samples(series.plugin_series(plugin_id, current)))
 
     def _fuel_baseline(self, plugin_id: str, version: str, since_bucket: int,
                        data: dict[str, Buckets]) -> tuple[float, float] | None:
@@ -308,7 +385,9 @@ class Monitor:
                 alert = raised.alert
                 self.metrics.alerts.labels(alert.kind, alert.severity).inc()
                 logger.error("ALERT %s %s: %s", alert.severity, alert.kind, alert.message)
-                if self._should_quarantine(finding):
+                if finding.kind == CANARY_REGRESSION:
+                    self._roll_back_canary(session, alert)
+                elif self._should_quarantine(finding):
                     self._quarantine(session, alert)
                 if recipients is None:
                     recipients = alerts.admin_emails(session) if self.notifier.smtp_url else []
@@ -333,6 +412,26 @@ class Monitor:
             return
         alerts.note(session, alert, quarantined=True, quarantined_by="monitoring" if done else
                     "already quarantined")
+
+    def _roll_back_canary(self, session: Session, alert: Any) -> None:
+        from cms.audit import Actor
+        from cms.monitoring import alerts
+        from cms.plugins.lifecycle import roll_back_canary
+
+        try:
+            done = roll_back_canary(session, Actor.system("monitoring"), alert.plugin_id,
+                                    alert.version, f"canary regression alert #{alert.id}: "
+                                    f"{alert.message}", dict(alert.details or {}),
+                                    notify=self.on_config_change)
+        except Exception:
+            session.rollback()
+            logger.exception("could not roll back the canary %s %s", alert.plugin_id,
+                             alert.version)
+            return
+        if done:
+            self.metrics.canary_rollbacks.labels(alert.plugin_id, alert.version,
+                                                 str((alert.details or {}).get("signal"))).inc()
+        alerts.note(session, alert, rolled_back=done)
 
     # The worker thread (Gunicorn workers) -------------------------------------------------
 

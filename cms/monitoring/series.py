@@ -15,14 +15,15 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, NamedTuple, Protocol
 
 logger = logging.getLogger(__name__)
 
 #: Upper bounds (ms) of the latency buckets kept per time bucket, for p50/p95 over any window.
 LATENCY_BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
-#: Per-call samples (time, peak memory, fuel) kept per plugin version, newest first.
-MAX_SAMPLES = 256
+#: Per-call samples (time, peak memory, fuel, action, answered) kept per plugin version, newest
+#: first: enough for the per-action trajectory of the busiest actions.
+MAX_SAMPLES = 512
 LOGINS = "l"
 PREFIX = "cms:mon"
 
@@ -96,10 +97,14 @@ class Pending:
                 delta = self._deltas[key] = Delta()
             delta.add(sums, peaks or {})
 
-    def sample(self, series: str, now: float, memory: int, fuel: int) -> None:
+    def sample(self, series: str, now: float, memory: int, fuel: int, action: str = "",
+               answered: bool = True) -> None:
+        """Keep one call's figures; `answered` is false for a call that faulted (it stopped
+        early, so its fuel is no baseline)."""
+        text = f"{now:.3f}:{memory}:{fuel}:{action.replace(':', '_')}:{int(answered)}"
         with self._lock:
             samples = self._samples[series]
-            samples.append(f"{now:.3f}:{memory}:{fuel}")
+            samples.append(text)
             if len(samples) > MAX_SAMPLES:
                 del samples[:-MAX_SAMPLES]
 
@@ -126,7 +131,7 @@ class SeriesStore(Protocol):
 
     def read(self, series: Iterable[str], since: float, now: float) -> dict[str, Buckets]: ...
 
-    def samples(self, series: str) -> list[tuple[float, int, int]]: ...
+    def samples(self, series: str) -> list[Sample]: ...
 
     def put_worker(self, worker_id: str, info: dict[str, Any]) -> None: ...
 
@@ -135,9 +140,23 @@ class SeriesStore(Protocol):
     def try_lead(self, ttl_s: float) -> bool: ...
 
 
-def _parse_sample(text: str) -> tuple[float, int, int]:
-    at, memory, fuel = text.split(":")
-    return float(at), int(memory), int(fuel)
+class Sample(NamedTuple):
+    """One call of a plugin version: when it ended, its peak memory and fuel, its action, and
+    whether it answered (ok or not) rather than faulted."""
+
+    at: float
+    memory: int
+    fuel: int
+    action: str = ""
+    answered: bool = True
+
+
+def _parse_sample(text: str | bytes) -> Sample:
+    if isinstance(text, bytes):
+        text = text.decode()
+    parts = text.split(":")
+    action, answered = (parts[3], parts[4] == "1") if len(parts) >= 5 else ("", True)
+    return Sample(float(parts[0]), int(parts[1]), int(parts[2]), action, answered)
 
 
 class MemoryStore:
@@ -184,7 +203,7 @@ class MemoryStore:
             return {s: {b: dict(f) for b, f in self._buckets.get(s, {}).items() if first <= b <= last}
                     for s in series}
 
-    def samples(self, series: str) -> list[tuple[float, int, int]]:
+    def samples(self, series: str) -> list[Sample]:
         with self._lock:
             return [_parse_sample(t) for t in self._samples.get(series, ())]
 
@@ -325,7 +344,7 @@ class RedisStore:
                         merged[name] = merged.get(name, 0.0) + value
         return found
 
-    def samples(self, series: str) -> list[tuple[float, int, int]]:
+    def samples(self, series: str) -> list[Sample]:
         local = self.fallback.samples(series)
         if not self._up():
             return local

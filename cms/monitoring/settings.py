@@ -19,7 +19,9 @@ FAULT_RATE = "fault_rate"
 HOST_ERRORS = "host_errors"
 WORKER_RSS = "worker_rss"
 LOGIN_FAILURES = "login_failures"
-ALERT_KINDS = (MEMORY_LEAK, CPU_SPIKE, FAULT_RATE, HOST_ERRORS, WORKER_RSS, LOGIN_FAILURES)
+CANARY_REGRESSION = "canary_regression"
+ALERT_KINDS = (MEMORY_LEAK, CPU_SPIKE, FAULT_RATE, HOST_ERRORS, WORKER_RSS, LOGIN_FAILURES,
+               CANARY_REGRESSION)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
@@ -83,6 +85,36 @@ class MonitorSettings:
     leak_samples: int = 40
     leak_growth: float = 0.5
     leak_min_growth_kib: int = 256
+    # Per action: peak memory or fuel per call rising over the last `leak_trend_calls` calls of
+    # one action (rank correlation with call order at least `leak_trend_tau`, the last quarter's
+    # median `leak_growth` above the first's, and by `leak_min_growth_kib` or
+    # `regression_min_fuel`) is a leak verdict: every call starts in a fresh sandbox, so a rise
+    # means state carried between calls keeps growing.
+    leak_trend_calls: int = 40
+    leak_trend_tau: float = 0.6
+    # A version against the one it replaced, per action (median of at least `regression_min_calls`
+    # answered calls): `regression_ratio` times the memory (and `leak_min_growth_kib` more) or
+    # the fuel (and `regression_min_fuel` more) is a verdict.
+    regression_ratio: float = 3.0
+    regression_min_calls: int = 5
+    regression_min_fuel: int = 100_000
+    # A version released with a gate override is watched more tightly: these replace the three
+    # above (and the leak growth and minimum memory growth are halved).
+    watch_trend_calls: int = 20
+    watch_regression_ratio: float = 2.0
+    watch_min_calls: int = 3
+    # Guarded canaries: once both the canary and the current version have
+    # `canary_compare_calls` calls in the window, a canary whose fault rate is
+    # `canary_fault_margin` above the current one's, whose fuel or peak memory per call (median,
+    # per action) is `canary_ratio` times it, or whose p95 wall time is `canary_latency_ratio`
+    # times it (and `canary_latency_min_ms` more), is rolled back at once. Promoting the canary
+    # needs `canary_min_calls` calls of it without a regression.
+    canary_compare_calls: int = 20
+    canary_fault_margin: float = 0.05
+    canary_ratio: float = 1.5
+    canary_latency_ratio: float = 2.0
+    canary_latency_min_ms: int = 50
+    canary_min_calls: int = 100
     # CPU spike: fuel per call `cpu_spike_ratio` times its baseline, or calls running out of fuel.
     cpu_spike_ratio: float = 3.0
     cpu_exhausted_calls: int = 3
@@ -106,7 +138,7 @@ class MonitorSettings:
     renotify_s: int = 900
     max_notifications_per_minute: int = 10
     #: Critical alerts of these kinds quarantine the plugin version (cms.plugins.lifecycle).
-    quarantine_kinds: tuple[str, ...] = (MEMORY_LEAK, FAULT_RATE)
+    quarantine_kinds: tuple[str, ...] = (MEMORY_LEAK, FAULT_RATE, CPU_SPIKE)
     #: Networks that may read /metrics without a token (a Prometheus server inside the cluster).
     metrics_allow: tuple[str, ...] = field(default_factory=tuple)
 
@@ -126,6 +158,26 @@ class MonitorSettings:
             leak_samples=_int(env, "CMS_MONITOR_LEAK_SAMPLES", d.leak_samples, 8),
             leak_growth=_float(env, "CMS_MONITOR_LEAK_GROWTH", d.leak_growth, 0.01),
             leak_min_growth_kib=_int(env, "CMS_MONITOR_LEAK_MIN_GROWTH_KIB", d.leak_min_growth_kib),
+            leak_trend_calls=_int(env, "CMS_MONITOR_LEAK_TREND_CALLS", d.leak_trend_calls, 8),
+            leak_trend_tau=_float(env, "CMS_MONITOR_LEAK_TREND_TAU", d.leak_trend_tau, 0.1),
+            canary_compare_calls=_int(env, "CMS_MONITOR_CANARY_COMPARE_CALLS",
+                                      d.canary_compare_calls, 1),
+            canary_fault_margin=_float(env, "CMS_MONITOR_CANARY_FAULT_MARGIN",
+                                       d.canary_fault_margin, 0.0),
+            canary_ratio=_float(env, "CMS_MONITOR_CANARY_RATIO", d.canary_ratio, 1.01),
+            canary_latency_ratio=_float(env, "CMS_MONITOR_CANARY_LATENCY_RATIO",
+                                        d.canary_latency_ratio, 1.01),
+            canary_latency_min_ms=_int(env, "CMS_MONITOR_CANARY_LATENCY_MIN_MS",
+                                       d.canary_latency_min_ms),
+            canary_min_calls=_int(env, "CMS_MONITOR_CANARY_MIN_CALLS", d.canary_min_calls),
+            regression_ratio=_float(env, "CMS_MONITOR_REGRESSION_RATIO", d.regression_ratio, 1.1),
+            regression_min_calls=_int(env, "CMS_MONITOR_REGRESSION_MIN_CALLS",
+                                      d.regression_min_calls, 1),
+            regression_min_fuel=_int(env, "CMS_MONITOR_REGRESSION_MIN_FUEL", d.regression_min_fuel),
+            watch_trend_calls=_int(env, "CMS_MONITOR_WATCH_TREND_CALLS", d.watch_trend_calls, 8),
+            watch_regression_ratio=_float(env, "CMS_MONITOR_WATCH_REGRESSION_RATIO",
+                                          d.watch_regression_ratio, 1.1),
+            watch_min_calls=_int(env, "CMS_MONITOR_WATCH_MIN_CALLS", d.watch_min_calls, 1),
             cpu_spike_ratio=_float(env, "CMS_MONITOR_CPU_SPIKE_RATIO", d.cpu_spike_ratio, 1.0),
             cpu_exhausted_calls=_int(env, "CMS_MONITOR_CPU_EXHAUSTED_CALLS", d.cpu_exhausted_calls, 1),
             fault_rate=_float(env, "CMS_MONITOR_FAULT_RATE", d.fault_rate, 0.01),

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
+from cms import monitoring
 from cms.app_state import state
 from cms.auth.tokens import admin_api, api_actor
 from cms.errors import ValidationFailed
@@ -36,7 +37,18 @@ def install_json(install: PluginInstall) -> dict[str, Any]:
     return {"plugin_id": install.plugin_id, "enabled": install.enabled, "version": install.version,
             "canary_version": install.canary_version, "canary_percent": install.canary_percent,
             "previous_version": install.previous_version, "granted": list(install.granted),
+            "canary": _canary_json(install),
             "versions": [version_json(r) for r in lifecycle.versions(db.session, install.plugin_id)]}
+
+
+def _canary_json(install: PluginInstall) -> dict[str, Any] | None:
+    evidence = monitoring.canary_evidence(install.plugin_id, install.canary_version,
+                                          install.canary_percent, install.version)
+    if evidence is None:
+        return None
+    return {"calls": evidence.calls, "min_calls": evidence.min_calls,
+            "promotable": evidence.promotable, "regression": evidence.regression,
+            "signals": {k: {"canary": v[0], "current": v[1]} for k, v in evidence.signals.items()}}
 
 
 def _body(*required: str) -> dict[str, Any]:
@@ -94,8 +106,11 @@ def canary(plugin_id: str) -> Response:
 @admin_api
 def promote(plugin_id: str) -> Response:
     body = _body("version", "reason")
+    current = lifecycle.get_install(db.session, plugin_id)
+    evidence = monitoring.canary_evidence(plugin_id, current.canary_version,
+                                          current.canary_percent, current.version)
     install = lifecycle.promote(db.session, api_actor(), plugin_id, str(body["version"]), _release(body),
-                                notify=state().flags.changed)
+                                notify=state().flags.changed, evidence=evidence)
     return jsonify(install_json(install))
 
 

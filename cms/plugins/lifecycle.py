@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -330,14 +330,47 @@ def set_canary(session: Session, actor: Actor, plugin_id: str, version: str, per
     return install
 
 
+@dataclass(frozen=True)
+class CanaryEvidence:
+    """What the monitor has seen of a running canary: its calls against the current version's,
+    the minimum before it may be promoted, and a regression when one was found."""
+
+    calls: int
+    min_calls: int
+    regression: str | None = None
+    #: (canary, current) per compared signal: fault_rate, memory_per_call, fuel_per_call, p95_ms.
+    signals: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def promotable(self) -> bool:
+        return self.regression is None and self.calls >= self.min_calls
+
+    def refusal(self, plugin_id: str, version: str) -> str | None:
+        if self.regression is not None:
+            return f"{plugin_id} canary {version} regressed: {self.regression}"
+        if self.calls < self.min_calls:
+            return (f"{plugin_id} canary {version} has run {self.calls} of the "
+                    f"{self.min_calls} calls it needs without a regression before it can be "
+                    "promoted. Wait, or raise its percentage.")
+        return None
+
+
 def promote(session: Session, actor: Actor, plugin_id: str, version: str,
-            release: Release, notify: Notify | None = None) -> PluginInstall:
-    """Make `version` current for every agent; the old current becomes the rollback target."""
+            release: Release, notify: Notify | None = None,
+            evidence: CanaryEvidence | None = None) -> PluginInstall:
+    """Make `version` current for every agent; the old current becomes the rollback target.
+
+    A running canary is promoted only with `evidence` that it ran its minimum number of calls
+    without a regression (Conflict otherwise); a version that is not the canary needs none."""
     reason = _reason(release.reason)
     install = get_install(session, plugin_id)
     row = get_version(session, plugin_id, version)
     if row.version == install.version:
         raise Conflict(f"{version} is already the current version.")
+    if install.canary_version == row.version and install.canary_percent > 0 and evidence is not None:
+        refusal = evidence.refusal(plugin_id, version)
+        if refusal is not None:
+            raise Conflict(refusal)
     manifest = _check_release(install, row, release)
     before = _install_state(install)
     _apply_grants_and_override(install, row, manifest, release)
@@ -366,6 +399,23 @@ def rollback(session: Session, actor: Actor, plugin_id: str, reason: str,
            {**_install_state(install), "reason": text})
     _commit_rollout(session, notify)
     return install
+
+
+def roll_back_canary(session: Session, actor: Actor, plugin_id: str, version: str, reason: str,
+                     signal: dict[str, Any], notify: Notify | None = None) -> bool:
+    """End the canary of `version` at once (its agents go back to the current version) and
+    audit which signal regressed and by how much; False when it is no longer the canary."""
+    install = get_install(session, plugin_id)
+    if install.canary_version != version:
+        return False
+    before = _install_state(install)
+    install.canary_version, install.canary_percent = None, 0
+    _audit(session, actor, "plugin.canary.rollback", plugin_id, version, before,
+           {**_install_state(install), "reason": reason[:500], "signal": signal.get("signal"),
+            "value": signal.get("value"), "baseline": signal.get("baseline")})
+    _commit_rollout(session, notify)
+    logger.error("plugin %s canary %s rolled back: %s", plugin_id, version, reason)
+    return True
 
 
 # Quarantine -----------------------------------------------------------------------------------

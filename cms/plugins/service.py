@@ -272,13 +272,14 @@ def _run(session: Session, registry: PluginRegistry, call: AgentCall, built: Bui
         if (fault.kind == FaultKind.TIMEOUT and call.budget_ms is not None and limits is not None
                 and call.budget_ms < limits.timeout_ms):
             raise PanelDeferred(manifest.id, call.budget_ms) from None
-        monitoring.plugin_call(manifest.id, manifest.version, fault.kind, fault.stats, limits)
+        monitoring.plugin_call(manifest.id, manifest.version, fault.kind, fault.stats, limits,
+                               action)
         return _failed(session, registry, call, built, fault.kind, fault.message)
     except UIError as exc:
         host.end(keep=False)
         kind, message = attributed(FaultKind.INVALID_OUTPUT, f"invalid UI blocks: {exc}",
                                    result.stats)
-        monitoring.plugin_call(manifest.id, manifest.version, kind, result.stats, limits)
+        monitoring.plugin_call(manifest.id, manifest.version, kind, result.stats, limits, action)
         return _failed(session, registry, call, built, kind, message)
     except BaseException:
         host.end(keep=False)
@@ -287,7 +288,7 @@ def _run(session: Session, registry: PluginRegistry, call: AgentCall, built: Bui
         _commit_keeping_objects(session)
         mail.deliver(session, host.queued_mail, call.smtp_url, call.mail_from)
     monitoring.plugin_call(manifest.id, manifest.version,
-                           "ok" if result.ok else "error", result.stats, limits)
+                           "ok" if result.ok else "error", result.stats, limits, action)
     registry.note(manifest.id, None)
     return ActionOutcome(manifest.id, action, result.output, result.stats)
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from cms.models import PluginInstall, PluginVersion
+from cms.monitoring.detectors import Lineage
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class VersionState:
     sha256: str
     quarantined: bool = False
     quarantine_reason: str | None = None
+    #: Released with a gate override (the monitor watches it more tightly).
+    gate_override: bool = False
+    #: The staging gate's (action, (fuel per call, peak memory)) pairs: its first baseline.
+    gate: tuple[tuple[str, tuple[float, float]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,23 @@ class PluginState:
         """The installs that are on, by plugin id."""
         return [i for i in self.installs.values() if i.enabled]
 
+    def lineage(self) -> dict[tuple[str, str], Lineage]:
+        """For the monitor: per stored version in rollout, the version it replaced (a canary
+        replaces the current version; the current one, the previous), its gate override and
+        its gate figures."""
+        found = {}
+        for key, row in self.versions.items():
+            install = self.installs.get(row.plugin_id)
+            predecessor, canary = None, False
+            if install is not None:
+                if row.version == install.canary_version and install.canary_percent > 0:
+                    predecessor, canary = install.version, True
+                elif row.version == install.version:
+                    predecessor = install.previous_version
+            found[key] = Lineage(predecessor if predecessor != row.version else None,
+                                 row.gate_override, MappingProxyType(dict(row.gate)), canary)
+        return found
+
     def serving(self, install: InstallState, user_id: int) -> VersionState | None:
         """The version this agent gets: the first of `wanted_versions` that is stored and not
         quarantined; None when none is usable (the plugin is then off for the agent)."""
@@ -116,12 +138,26 @@ def load_plugin_state(conn: Connection) -> PluginState:
              for n in (s.version, s.canary_version, s.previous_version) if n}
     ids = sorted({plugin_id for plugin_id, _ in named})
     versions = [VersionState(r.plugin_id, r.version, r.sha256, r.quarantined_at is not None,
-                             r.quarantine_reason)
+                             r.quarantine_reason, bool((r.gate_override or "").strip()),
+                             gate_figures(r.gate_report))
                 for r in conn.execute(select(v.c.plugin_id, v.c.version, v.c.sha256,
-                                             v.c.quarantined_at, v.c.quarantine_reason)
+                                             v.c.quarantined_at, v.c.quarantine_reason,
+                                             v.c.gate_override, v.c.gate_report)
                                       .where(v.c.plugin_id.in_(ids)))
                 if (r.plugin_id, r.version) in named] if ids else []
     return PluginState.of(installs, versions)
+
+
+def gate_figures(report: Any) -> tuple[tuple[str, tuple[float, float]], ...]:
+    """(action, (fuel per call, peak memory)) from a staging gate report (() when it has none)."""
+    actions = report.get("actions") if isinstance(report, dict) else None
+    found: dict[str, tuple[float, float]] = {}
+    for action, figures in (actions or {}).items():
+        if isinstance(figures, dict):
+            fuel, memory = figures.get("fuel_p50"), figures.get("memory_peak_bytes")
+            if isinstance(fuel, (int, float)) and isinstance(memory, (int, float)):
+                found[str(action)] = (float(fuel), float(memory))
+    return tuple(sorted(found.items()))
 
 
 def plugin_state_of(extras: Mapping[str, Any] | None) -> PluginState | None:

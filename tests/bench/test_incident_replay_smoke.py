@@ -17,7 +17,7 @@ from tests.conftest import POSTGRES_DSN, require
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 KEYS = {"failed_logins", "worker_deaths", "worker_timeouts", "requests_lost", "p99_login_ratio",
-        "rss_growth_mb", "quarantine_s", "first_alert_s"}
+        "rss_growth_mb", "quarantine_s", "first_alert_s", "false_alarms"}
 
 
 @pytest.mark.postgres
@@ -41,6 +41,8 @@ def test_the_smoke_replay_releases_the_faulty_versions_and_no_login_or_worker_is
     assert result["failed_logins"] == 0, sandbox["phases"]
     assert result["worker_deaths"] == 0 and result["worker_timeouts"] == 0
     assert result["requests_lost"] == 0
+    # No healthy version is quarantined or critically alerted.
+    assert result["false_alarms"] == 0, sandbox["false_alarm_list"]
     # Every faulty version went out to agents (the release went through the admin API).
     assert set(sandbox["quarantine_s_by_version"]) == {
         "softphone 1.1.0-leaky", "mail 1.1.0-spinning", "terminal 1.1.0-failing"}

@@ -9,7 +9,7 @@ import pytest
 
 from cms.config import ConfigError, Settings
 from cms.monitoring import detectors
-from cms.monitoring.series import MemoryStore, Pending, latency_field, percentile_ms
+from cms.monitoring.series import MemoryStore, Pending, Sample, latency_field, percentile_ms
 from cms.monitoring.settings import MonitorSettings
 
 S = MonitorSettings()
@@ -20,9 +20,9 @@ def buckets(*rows: dict[str, float], start: int = 100) -> dict[int, dict[str, fl
     return {start + i: dict(row) for i, row in enumerate(rows)}
 
 
-def leak_samples(start: int, step: int, n: int = 40) -> list[tuple[float, int, int]]:
+def leak_samples(start: int, step: int, n: int = 40, action: str = "") -> list[Sample]:
     """Newest first, like the store answers: memory rising by `step` a call."""
-    return [(float(i), start + i * step, 1000) for i in reversed(range(n))]
+    return [Sample(float(i), start + i * step, 1000, action) for i in reversed(range(n))]
 
 
 def test_calls_near_the_memory_cap_are_a_critical_leak() -> None:
@@ -36,20 +36,62 @@ def test_calls_near_the_memory_cap_are_a_critical_leak() -> None:
                                  100, []) is None
 
 
-def test_peak_memory_rising_across_calls_is_a_leak_warning() -> None:
+def test_peak_memory_rising_across_calls_of_several_actions_is_a_leak_warning() -> None:
+    samples = [Sample(float(i), 256 * 1024 + i * 16 * 1024, 1000, f"action{i % 4}")
+               for i in reversed(range(40))]  # 10 calls per action: too few for a verdict
     found = detectors.memory_leak(S, "softphone", "1.1.0-leaky", buckets({"calls": 40}), 100,
-                                  leak_samples(256 * 1024, 16 * 1024))
+                                  samples)
     assert found is not None and found.severity == "warning" and "rose from" in found.message
 
 
+def test_one_action_rising_over_its_last_calls_is_a_critical_leak() -> None:
+    rising = leak_samples(256 * 1024, 16 * 1024, n=40, action="dial")
+    steady = [Sample(x.at + 0.5, 2 * MIB, 5000, "toolbar") for x in rising]
+    mixed = sorted(rising + steady, reverse=True)
+    found = detectors.memory_leak(S, "softphone", "1.1.0-leaky", buckets({"calls": 80}), 100, mixed)
+    assert found is not None and found.severity == "critical"
+    assert found.details["signal"] == "memory_trend" and found.details["action"] == "dial"
+    assert found.message.startswith("softphone 1.1.0-leaky: peak memory per call of dial rose "
+                                    "from 328 KiB to 808 KiB")
+    # One call fewer than leak_trend_calls is no verdict yet.
+    assert detectors.memory_leak(S, "softphone", "1.1.0-leaky", buckets({"calls": 80}), 100,
+                                 sorted(rising[:39] + steady, reverse=True)) is None
+
+
+def test_fuel_rising_call_by_call_is_a_leak_too() -> None:
+    samples = [Sample(float(i), 128 * 1024, 100_000 + i * 40_000, "dial")
+               for i in reversed(range(40))]
+    found = detectors.memory_leak(S, "softphone", "1.1.0-leaky", buckets({"calls": 40}), 100,
+                                  samples)
+    assert found is not None and found.severity == "critical"
+    assert found.details["signal"] == "fuel_trend" and "fuel per call of dial" in found.message
+
+
+def _noisy(n: int, seed: int, action: str = "compose") -> list[Sample]:
+    """A healthy action: memory and fuel depend on each call's input, in random order."""
+    import random
+
+    rng = random.Random(seed)
+    return [Sample(float(i), rng.choice([128, 192, 256, 512, 1024]) * 1024,
+                   rng.randint(50_000, 2_000_000), action) for i in reversed(range(n))]
+
+
+def test_healthy_actions_with_input_dependent_costs_are_never_a_leak_verdict() -> None:
+    # Slide a 40-call window over 5,000 calls of each of 20 seeds, as the monitor does.
+    for seed in range(20):
+        calls = _noisy(5000, seed)
+        for start in range(0, len(calls) - 40, 7):
+            assert detectors.rising_action(S, calls[start:start + 40]) is None, (seed, start)
+
+
 @pytest.mark.parametrize("samples", [
-    [(float(i), (256 if i % 2 else 1024) * 1024, 1000) for i in range(40)],  # a mix of two actions
+    [Sample(float(i), (256 if i % 2 else 1024) * 1024, 1000) for i in range(40)],  # two actions
     leak_samples(256 * 1024, 0),                                             # flat
     leak_samples(4 * MIB, 1024),                                             # +1 KiB a call: noise
-    [(float(i), m, 0) for i, m in enumerate([300_000] * 20 + [900_000] * 20)],  # dropped
+    [Sample(float(i), m, 0) for i, m in enumerate([300_000] * 20 + [900_000] * 20)],  # dropped
     leak_samples(256 * 1024, 16 * 1024, n=6),                                # too few calls
 ])
-def test_healthy_memory_patterns_are_no_leak(samples: list[tuple[float, int, int]]) -> None:
+def test_healthy_memory_patterns_are_no_leak(samples: list[Sample]) -> None:
     assert detectors.memory_leak(S, "softphone", "1.0.0", buckets({"calls": 40}), 100,
                                  samples) is None
 
@@ -117,7 +159,7 @@ def test_pending_counts_flush_into_the_store_and_percentiles_read_back() -> None
     assert data[100]["calls"] == 100 and data[100]["mem_max"] == 900.0
     assert 1 < percentile_ms(data, 0.5) <= 2  # type: ignore[operator]
     assert 500 < percentile_ms(data, 0.99) <= 1000  # type: ignore[operator]
-    assert store.samples("p|mail|1.0.0") == [(1000.0, 65536, 1000)]
+    assert store.samples("p|mail|1.0.0") == [Sample(1000.0, 65536, 1000)]
     assert pending.take() == ({}, {})
 
 
@@ -154,11 +196,83 @@ def test_the_redis_store_adds_sums_and_keeps_extremes_across_workers(redis_url: 
     for n, store in enumerate(workers):
         pending = Pending(10)
         pending.add("w|host:1", 1005.0, {"calls": 2.0 + n}, {"rss_max": 100.0 + n, "rss_min": 50.0 - n})
-        pending.sample("p|mail|1.0.0", 1000.0 + n, 65536 * (n + 1), 10)
+        pending.sample("p|mail|1.0.0", 1000.0 + n, 65536 * (n + 1), 10, "send", n == 0)
         store.apply(*pending.take(), 1005.0)
     for store in workers:
         assert store.read(["w|host:1"], 1000.0, 1009.0)["w|host:1"] == {
             100: {"calls": 5.0, "rss_max": 101.0, "rss_min": 49.0}}
-        assert store.samples("p|mail|1.0.0") == [(1001.0, 131072, 10), (1000.0, 65536, 10)]
+        assert store.samples("p|mail|1.0.0") == [Sample(1001.0, 131072, 10, "send", False),
+                                                 Sample(1000.0, 65536, 10, "send", True)]
         assert store.series("w|", 1005.0) == ["w|host:1"]
     assert [store.try_lead(5.0) for store in workers] == [True, False]  # one evaluator at a time
+
+
+# Against the version it replaced ---------------------------------------------------------------
+
+BEFORE = {"dial": (50_000.0, 128.0 * 1024), "toolbar": (30_000.0, 128.0 * 1024),
+          "search": (100_000.0, 128.0 * 1024)}
+
+
+def _calls(action: str, fuels: list[int], memory: int = 128 * 1024) -> list[Sample]:
+    return [Sample(float(i), memory, fuel, action) for i, fuel in reversed(list(enumerate(fuels)))]
+
+
+def _verdicts(samples: list[Sample], watched: bool = False) -> list[detectors.Finding]:
+    lineage = detectors.Lineage("1.0.0", watched)
+    found = [detectors.memory_leak(S, "softphone", "1.1.0", buckets({"calls": 5}), 100, samples,
+                                   lineage, BEFORE),
+             detectors.cpu_spike(S, "softphone", "1.1.0", buckets({"calls": 5}), 100, None,
+                                 samples, lineage, BEFORE)]
+    return [f for f in found if f is not None]
+
+
+def test_fuel_far_above_the_replaced_version_and_rising_is_a_leak() -> None:
+    (found,) = _verdicts(_calls("dial", [112_934, 150_762, 189_000, 227_000, 266_000]))
+    assert (found.kind, found.severity) == ("memory_leak", "critical")
+    assert found.message.startswith("softphone 1.1.0: dial uses 189 k fuel per call, 3.8 times "
+                                    "what 1.0.0 used for it (50 k; medians of 5 calls), and it "
+                                    "keeps rising call by call")
+    assert found.details["predecessor"] == "1.0.0" and found.details["rising"] is True
+
+
+def test_fuel_far_above_the_replaced_version_but_steady_is_a_cpu_spike() -> None:
+    (found,) = _verdicts(_calls("dial", [201_000, 199_000, 200_500, 198_000, 200_000]))
+    assert (found.kind, found.severity) == ("cpu_spike", "critical")
+    assert "dial uses 200 k fuel per call, 4.0 times what 1.0.0 used" in found.message
+
+
+def test_memory_far_above_the_replaced_version_is_a_leak() -> None:
+    (found,) = _verdicts(_calls("toolbar", [30_000] * 5, memory=512 * 1024))
+    assert (found.kind, found.details["signal"]) == ("memory_leak", "memory_per_call")
+    assert "toolbar uses 512 KiB memory per call, 4.0 times what 1.0.0 used for it (128 KiB" in \
+        found.message
+
+
+def test_a_gate_override_watches_more_tightly() -> None:
+    slower = _calls("search", [250_000, 252_000, 249_000])  # 2.5x, 3 calls
+    assert _verdicts(slower) == [] and _verdicts(slower * 2) == []
+    (found,) = _verdicts(slower, watched=True)
+    assert found.kind == "cpu_spike" and "watched closely" in found.message
+
+
+@pytest.mark.parametrize("samples", [
+    _calls("dial", [60_000, 55_000, 58_000, 61_000, 59_000]),          # about the same
+    _calls("dial", [200_000] * 4),                                      # too few calls
+    _calls("unknown", [900_000] * 10),                                  # no baseline for it
+    _calls("dial", [60_000] * 10, memory=12 * MIB),                     # steady, high: no cap near
+], ids=["same", "few", "new-action", "steady-high-memory"])
+def test_a_version_like_the_one_it_replaced_is_no_verdict(samples: list[Sample]) -> None:
+    before = dict(BEFORE, dial=(50_000.0, 12.0 * MIB)) if samples[0].memory == 12 * MIB else BEFORE
+    lineage = detectors.Lineage("1.0.0")
+    assert detectors.memory_leak(S, "softphone", "1.1.0", buckets({"calls": 10,
+                                 "mem_cap_max": 16 * MIB}), 100, samples, lineage, before) is None
+    assert detectors.cpu_spike(S, "softphone", "1.1.0", buckets({"calls": 10}), 100, None,
+                               samples, lineage, before) is None
+
+
+def test_the_baseline_starts_from_the_gate_and_becomes_live() -> None:
+    lineage = detectors.Lineage(gate={"dial": (40_000.0, 65_536.0), "hangup": (9_000.0, 65_536.0)})
+    live = _calls("dial", [50_000] * 5, memory=131_072)
+    assert detectors.live_or_gate(live[:4], lineage, 5) == lineage.gate
+    assert detectors.live_or_gate(live, lineage, 5) == {"dial": (50_000, 131_072),
+                                                        "hangup": (9_000.0, 65_536.0)}

@@ -64,20 +64,20 @@ def test_a_faulty_variant_raises_the_right_alert_for_its_version(
         assert (other.plugin_id, other.version) in {(plugin_id, version), (None, None)}, other.message
 
 
-def test_a_leak_is_seen_rising_before_it_faults_and_its_alert_quarantines_the_version(
+def test_a_leak_is_named_from_its_trajectory_before_it_faults_and_quarantined(
         app: Flask, personas: Personas, browser: Browser) -> None:
     plugin_id, version = release_faulty(app, "softphone-leaky")
     step, first_fault = _caller(app, browser, personas, plugin_id, "dial",
                                 {"number": "+44 20 7946 0001", "client_id": 0})
-    warning = until_alert(app, step, "memory_leak", plugin_id)
-    assert warning.severity == "warning" and "rose from" in warning.message
-    assert not first_fault, "the rising leak is reported before any call fails"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and alerts_of(app, "memory_leak")[0].severity != "critical":
-        step()
-    alert = alerts_of(app, "memory_leak")[0]
-    assert alert.severity == "critical" and alert.details.get("quarantined") is True
-    assert len(alerts_of(app, "memory_leak")) == 1  # escalated, not a second alert
+    alert = until_alert(app, step, "memory_leak", plugin_id)
+    # Its calls all succeed: the verdict comes from their cost rising call after call.
+    assert not first_fault, "the leak is named before any call fails"
+    assert alert.severity == "critical" and alert.details["action"] == "dial"
+    assert alert.details["signal"] in ("memory_trend", "fuel_trend", "memory_per_call",
+                                       "fuel_per_call")
+    assert "dial" in alert.message and "growing state" in alert.message
+    assert alert.details.get("quarantined") is True
+    assert len(alerts_of(app, "memory_leak")) == 1
     with app.app_context():
         row = lifecycle.get_version(db.session, plugin_id, version)
         assert row.quarantined_at is not None

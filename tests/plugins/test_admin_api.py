@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import threading
 from pathlib import Path
@@ -62,6 +64,16 @@ def test_publish_then_release_through_the_api(app: Flask, live: str, token: str,
     assert response.status_code == 200 and response.get_json()["canary_percent"] == 25
     assert client.post("/api/admin/plugins/probe/promote", headers=auth,
                        json={"version": "1.1.0"}).status_code == 422  # no reason
+    # A running canary is promoted only after its minimum calls without a regression.
+    early = client.post("/api/admin/plugins/probe/promote", headers=auth,
+                        json={"version": "1.1.0", "reason": "ship"})
+    assert early.status_code == 409
+    assert "has run 0 of the 100 calls it needs without a regression" in early.get_json()["error"]["message"]
+    listed = client.get("/api/admin/plugins", headers=auth).get_json()["plugins"]
+    assert listed[0]["canary"] == {"calls": 0, "min_calls": 100, "promotable": False,
+                                   "regression": None, "signals": {}}
+    monitor = app.extensions["monitoring"]
+    monitor.settings = replace(monitor.settings, canary_min_calls=0)
     assert client.post("/api/admin/plugins/probe/promote", headers=auth,
                        json={"version": "1.1.0", "reason": "ship"}).get_json()["version"] == "1.1.0"
     rolled = client.post("/api/admin/plugins/probe/rollback", headers=auth, json={"reason": "errors"})
