@@ -120,3 +120,25 @@ def test_the_exposition_has_the_expected_names_and_bounded_labels(
     for family in re.findall(r"^# TYPE (\S+) (?:histogram|gauge)$", text, re.M):
         assert not family.endswith("_total"), family
         assert not re.search(r"_(ms|milliseconds|kb|mb|kib|mib)$", family), family
+
+
+def test_every_installed_version_has_its_series_at_zero_before_its_first_call(
+        app: Flask, personas: Personas, as_user: object) -> None:
+    from tests.monitoring.conftest import release_faulty
+
+    monitor = app.extensions["monitoring"]
+    with app.app_context():
+        monitor.ensure_plugin_series()
+    text = monitor.metrics.exposition()[0].decode()
+    for plugin in ("softphone", "mail", "terminal"):
+        for outcome in ("ok", "error", "memory_limit", "fuel_exhausted", "trap"):
+            assert f'cms_plugin_calls_total{{outcome="{outcome}",plugin="{plugin}",version="1.0.0"}} 0.0' in text
+        assert f'cms_plugin_call_duration_seconds_count{{plugin="{plugin}",version="1.0.0"}} 0.0' in text
+        assert f'cms_plugin_calls_near_limit_total{{limit="memory",plugin="{plugin}",version="1.0.0"}} 0.0' in text
+    # A version released later has its series from the next tick on.
+    plugin_id, version = release_faulty(app, "terminal-failing")
+    assert f'version="{version}"' not in monitor.metrics.exposition()[0].decode()
+    with app.app_context():
+        monitor.tick(lambda: db.session, lead=False)
+    text = monitor.metrics.exposition()[0].decode()
+    assert f'cms_plugin_calls_total{{outcome="trap",plugin="{plugin_id}",version="{version}"}} 0.0' in text
