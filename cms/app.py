@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from cms.auth.throttle import make_throttle
     from cms.extensions import csrf, db, login_manager, migrate
     from cms.flags.store import FlagStore, SqlFlagSource
+    from cms.ids import IdConverter
     from cms.redis_client import make_redis
     from cms.plugins.breaker import FaultCounter
     from cms.plugins.hostops import host_ops
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     settings = settings or Settings.from_env()
     app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.url_map.converters["id"] = IdConverter  # every record id in a path (cms.ids)
     app.config.update(settings.flask_config())
     app.config.update(overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
             NavItem("Audit log", "admin.audit"),
             NavItem("Health", "admin.health"),
             NavItem("Alerts", "admin.alerts_page"),
+            NavItem("API tokens", "admin.tokens"),
         ],
     )
 

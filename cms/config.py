@@ -78,8 +78,14 @@ class Settings:
     trusted_proxies: int = 0
     session_cookie_secure: bool = False
     session_idle_minutes: int = 12 * 60
+    #: Failures on one account from one address before that pair waits out the window.
     login_max_failures_per_account: int = 5
+    #: Failures from one address (any account) before its attempts get a growing delay.
     login_max_failures_per_ip: int = 30
+    #: Failures on one account (from anywhere) before attempts from addresses that failed
+    #: recently get a growing delay.
+    login_account_delay_after: int = 20
+    login_max_delay_seconds: int = 60
     login_window_seconds: int = 15 * 60
     redis_socket_timeout: float = 0.25
     password_hash_fast: bool = False
@@ -121,6 +127,13 @@ class Settings:
             if default > cap:
                 raise ConfigError(f"CMS_PLUGIN_{name} ({default}) exceeds CMS_PLUGIN_MAX_{name} ({cap})")
         return self
+
+    def login_limits(self) -> Any:
+        """The login throttle's limits (cms.auth.service.LoginLimits)."""
+        from cms.auth.service import LoginLimits
+
+        return LoginLimits(self.login_max_failures_per_account, self.login_account_delay_after,
+                           self.login_max_failures_per_ip, self.login_max_delay_seconds)
 
     def runtime_config(self) -> Any:
         """The plugin runtime's `RuntimeConfig`; raises ConfigError when defaults exceed caps."""
@@ -172,6 +185,8 @@ class Settings:
             session_idle_minutes=_int(env, "CMS_SESSION_IDLE_MINUTES", 12 * 60, minimum=1),
             login_max_failures_per_account=_int(env, "CMS_LOGIN_MAX_FAILURES", 5, minimum=1),
             login_max_failures_per_ip=_int(env, "CMS_LOGIN_MAX_FAILURES_PER_IP", 30, minimum=1),
+            login_account_delay_after=_int(env, "CMS_LOGIN_ACCOUNT_DELAY_AFTER", 20, minimum=1),
+            login_max_delay_seconds=_int(env, "CMS_LOGIN_MAX_DELAY_SECONDS", 60, minimum=1),
             login_window_seconds=_int(env, "CMS_LOGIN_WINDOW_SECONDS", 15 * 60, minimum=1),
             instance_path=instance,
             plugin_fuel=_int(env, "CMS_PLUGIN_FUEL", 50_000_000, minimum=1),

@@ -30,7 +30,7 @@ def test_every_worker_runs_its_own_engine_and_ticker(tmp_path: Path, preload: st
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2",
            "GUNICORN_PRELOAD": preload, "GUNICORN_ACCESS_LOG": "/dev/null",
            "CMS_INSTANCE_PATH": str(tmp_path), "CMS_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
-           "CMS_REDIS_URL": ""}
+           "CMS_REDIS_URL": "", "CMS_METRICS_ALLOW": "127.0.0.1"}  # /healthz details
     gunicorn = Path(sys.executable).with_name("gunicorn")
     server = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py"], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cms.admin import agencies, audit, plugins, users  # noqa: F401  (their routes register on bp)
+from cms.admin import agencies, audit, plugins, tokens, users  # noqa: F401  (routes register on bp)
 from cms.admin.views import bp
 
 __all__ = ["bp"]

@@ -51,13 +51,13 @@ def _render_detail(agency_id: int, form: AgencyForm, status: int = 200) -> View:
     return render_template("admin/agency_detail.html", row=row, agency=row.agency, form=form), status
 
 
-@bp.route("/agencies/<int:agency_id>")
+@bp.route("/agencies/<id:agency_id>")
 @admin_required
 def agency_detail(agency_id: int) -> View:
     return _render_detail(agency_id, AgencyForm(formdata=None))
 
 
-@bp.route("/agencies/<int:agency_id>/rename", methods=["POST"])
+@bp.route("/agencies/<id:agency_id>/rename", methods=["POST"])
 @admin_required
 def agency_rename(agency_id: int) -> View:
     form = AgencyForm()
@@ -72,7 +72,7 @@ def agency_rename(agency_id: int) -> View:
     return redirect(url_for("admin.agency_detail", agency_id=agency_id), code=303)
 
 
-@bp.route("/agencies/<int:agency_id>/deactivate", methods=["POST"])
+@bp.route("/agencies/<id:agency_id>/deactivate", methods=["POST"])
 @admin_required
 def agency_deactivate(agency_id: int) -> Response:
     revoked = set_agency_active(db.session, current_actor(), agency_id, False)
@@ -82,7 +82,7 @@ def agency_deactivate(agency_id: int) -> Response:
     return redirect(url_for("admin.agency_detail", agency_id=agency_id), code=303)
 
 
-@bp.route("/agencies/<int:agency_id>/activate", methods=["POST"])
+@bp.route("/agencies/<id:agency_id>/activate", methods=["POST"])
 @admin_required
 def agency_activate(agency_id: int) -> Response:
     set_agency_active(db.session, current_actor(), agency_id, True)

@@ -13,6 +13,7 @@ from cms.app_state import current_actor, state
 from cms.auth.access import admin_required
 from cms.errors import Conflict, ValidationFailed
 from cms.extensions import db
+from cms.ids import parse_id
 from cms.users.agencies import agency_choices
 from cms.users.service import (
     UserFilters,
@@ -54,8 +55,9 @@ def users() -> View:
 def new_user() -> View:
     form = NewUserForm()
     form.agency_id.choices = choices(agency_choices(db.session))
-    if request.method == "GET" and request.args.get("agency", type=int):
-        form.agency_id.data = request.args.get("agency", type=int)
+    agency = parse_id(request.args.get("agency"), "agency") if request.method == "GET" else None
+    if agency:
+        form.agency_id.data = agency
     if request.method == "GET":
         return render_template("admin/user_new.html", form=form)
     if not form.validate_on_submit():
@@ -96,13 +98,13 @@ def _render_detail(
     ), status
 
 
-@bp.route("/users/<int:user_id>")
+@bp.route("/users/<id:user_id>")
 @admin_required
 def user_detail(user_id: int) -> View:
     return _render_detail(user_id, ResetPasswordForm(formdata=None))
 
 
-@bp.route("/users/<int:user_id>/deactivate", methods=["POST"])
+@bp.route("/users/<id:user_id>/deactivate", methods=["POST"])
 @admin_required
 def user_deactivate(user_id: int) -> Response:
     revoked = deactivate_user(db.session, current_actor(), user_id)
@@ -110,7 +112,7 @@ def user_deactivate(user_id: int) -> Response:
     return redirect(url_for("admin.user_detail", user_id=user_id), code=303)
 
 
-@bp.route("/users/<int:user_id>/reactivate", methods=["POST"])
+@bp.route("/users/<id:user_id>/reactivate", methods=["POST"])
 @admin_required
 def user_reactivate(user_id: int) -> Response:
     reactivate_user(db.session, current_actor(), user_id)
@@ -118,7 +120,7 @@ def user_reactivate(user_id: int) -> Response:
     return redirect(url_for("admin.user_detail", user_id=user_id), code=303)
 
 
-@bp.route("/users/<int:user_id>/password", methods=["POST"])
+@bp.route("/users/<id:user_id>/password", methods=["POST"])
 @admin_required
 def user_password(user_id: int) -> View:
     form = ResetPasswordForm()
@@ -139,7 +141,7 @@ def user_password(user_id: int) -> View:
     return redirect(url_for("admin.user_detail", user_id=user_id), code=303)
 
 
-@bp.route("/users/<int:user_id>/logout", methods=["POST"])
+@bp.route("/users/<id:user_id>/logout", methods=["POST"])
 @admin_required
 def user_logout(user_id: int) -> Response:
     revoked = force_logout(db.session, current_actor(), user_id)

@@ -12,7 +12,7 @@ import click
 from flask.cli import AppGroup
 
 from cms.audit import Actor
-from cms.auth.tokens import NAME_MAX, create_token, list_tokens, revoke_token
+from cms.auth.tokens import NAME_MAX, create_token, list_tokens, parse_lifetime, revoke_token
 from cms.errors import DomainError
 from cms.extensions import db
 
@@ -29,15 +29,19 @@ def _fail(message: str) -> NoReturn:
 @token_group.command("create")
 @click.argument("username")
 @click.option("--name", help=f"What the token is for (at most {NAME_MAX} characters).")
-def create_command(username: str, name: str | None) -> None:
+@click.option("--expires-in", "expires_in", metavar="LIFETIME",
+              help="Refuse the token after this long: 30d, 12h, 90m, 2w (default: until revoked).")
+def create_command(username: str, name: str | None, expires_in: str | None) -> None:
     """Create a token for admin USERNAME and print it once."""
     try:
-        row, token = create_token(db.session, CLI_ACTOR, username, name)
+        lifetime = parse_lifetime(expires_in) if expires_in is not None else None
+        row, token = create_token(db.session, CLI_ACTOR, username, name, lifetime)
     except DomainError as error:
         _fail(error.message)
     click.echo(token)
-    click.echo(f"Token #{row.id} {row.name!r} acts as {row.user.username}. It is shown only "
-               f"this once; revoke it with: flask token revoke {row.id}", err=True)
+    until = (f"until {row.expires_at:%Y-%m-%d %H:%M} UTC" if row.expires_at else "until revoked")
+    click.echo(f"Token #{row.id} {row.name!r} acts as {row.user.username} {until}. It is shown "
+               f"only this once; revoke it with: flask token revoke {row.id}", err=True)
 
 
 @token_group.command("revoke")
@@ -54,7 +58,7 @@ def revoke_command(token_id: int) -> None:
 @token_group.command("list")
 def list_command() -> None:
     """List tokens (never the tokens themselves): id, user, name, created, last used, status."""
-    rows = [("ID", "USER", "NAME", "CREATED (UTC)", "LAST USED", "STATUS")]
+    rows = [("ID", "USER", "NAME", "CREATED (UTC)", "LAST USED", "EXPIRES", "STATUS")]
     for token in list_tokens(db.session):
         rows.append((
             str(token.id),
@@ -62,7 +66,8 @@ def list_command() -> None:
             token.name,
             token.created_at.strftime("%Y-%m-%d %H:%M"),
             token.last_used_at.strftime("%Y-%m-%d %H:%M") if token.last_used_at else "never",
-            "revoked" if token.revoked_at else "active",
+            token.expires_at.strftime("%Y-%m-%d %H:%M") if token.expires_at else "never",
+            token.status(),
         ))
     if len(rows) == 1:
         click.echo("No tokens.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from cms import monitoring
 
@@ -27,8 +28,22 @@ def normalize_username(username: str) -> str:
     return username.strip().lower()
 
 
-def _minutes(seconds: int) -> str:
-    minutes = max(1, math.ceil(seconds / 60))
+@dataclass(frozen=True)
+class LoginLimits:
+    """Failures allowed per window: on one account from one address (then that pair waits out
+    the window), and on one account from anywhere or from one address on any account (then a
+    short delay that doubles with each failure, up to `max_delay_s`; never a lock-out)."""
+
+    per_account_and_address: int = 5
+    account_delay_after: int = 20
+    address_delay_after: int = 30
+    max_delay_s: int = 60
+
+
+def _wait_text(seconds: int) -> str:
+    if seconds < 60:
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
+    minutes = math.ceil(seconds / 60)
     return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
@@ -36,7 +51,7 @@ def log_in(
     session: Session,
     passwords: Passwords,
     throttle: LoginThrottle,
-    limits: tuple[int, int],
+    limits: LoginLimits,
     username: str,
     password: str,
     ip: str | None,
@@ -45,20 +60,28 @@ def log_in(
 ) -> User:
     """Verify credentials and open a session; return the user with `session_token` set.
 
-    `limits` is (failures per account, failures per IP). Raises Throttled or InvalidCredentials;
-    every outcome is audited and committed.
+    Raises Throttled (with the seconds to wait) or InvalidCredentials; every outcome is
+    audited and committed. A correct password from an address with no recent failures logs in
+    whatever others tried on the account (LoginLimits).
     """
     name = normalize_username(username)[:64]
-    keys = [ThrottleKey(f"account:{name}", limits[0]), ThrottleKey(f"ip:{ip or '-'}", limits[1])]
+    address = ip or "-"
+    pair = ThrottleKey(f"pair:{name}|{address}", limits.per_account_and_address)
+    account = ThrottleKey(f"account:{name}", limits.account_delay_after, limits.max_delay_s)
+    source = ThrottleKey(f"ip:{address}", limits.address_delay_after, limits.max_delay_s)
+    keys = [pair, account, source]
     anonymous = Actor(None, name or "(blank)", None, ip=ip, request_id=request_id)
 
-    wait = throttle.retry_after(keys)
+    found = throttle.check(keys)
+    failed_here = found[pair.name].count > 0 or found[source.name].count > 0
+    wait = max(found[pair.name].wait, found[source.name].wait,
+               found[account.name].wait if failed_here else 0)
     if wait:
         record_event(session, anonymous, "auth.login.throttled", target_type="user", target_label=name)
         session.commit()
         monitoring.login("throttled")
         raise Throttled(
-            f"Too many failed login attempts. Try again in {_minutes(wait)}.", retry_after=wait
+            f"Too many failed login attempts. Try again in {_wait_text(wait)}.", retry_after=wait
         )
 
     found = session.execute(
@@ -93,7 +116,7 @@ def log_in(
 
     if new_hash is not None and user.password_hash == found.password_hash:  # type: ignore[union-attr]
         user.password_hash = new_hash  # the parameters were older: upgraded transparently
-    throttle.clear(keys[0])
+    throttle.clear(pair)
     user.last_login_at = utcnow()
     create_session(session, user, ip, user_agent)
     record_event(

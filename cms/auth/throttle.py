@@ -1,8 +1,11 @@
-"""Login throttling per account and per IP: Redis counters when configured, in-process otherwise.
+"""Login throttling: failure counters in Redis when configured, in-process otherwise.
 
-Fixed windows: the first failure starts a window of `window_seconds`; once a key reaches its limit,
-attempts are refused until the window ends. If Redis fails, the in-process counters take over
-(login keeps working, and stays throttled per worker).
+Every counter lives for a window of `window_seconds` from its first failure. A key either
+refuses attempts until its window ends once it reaches its limit (`ThrottleKey.max_delay_s`
+None: the strict limit on one account from one address), or, past its limit, asks for a short
+delay after each failure that doubles with every further failure up to `max_delay_s` (an
+account from anywhere, an address for any account): a slowdown, never a lock-out. If Redis
+fails, the in-process counters take over (login keeps working, and stays throttled per worker).
 """
 
 from __future__ import annotations
@@ -24,15 +27,33 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ThrottleKey:
-    """A counter name and the failures it allows per window."""
+    """A counter name, the failures it allows per window, and (for a growing delay instead of
+    waiting out the window) the longest delay in seconds."""
 
     name: str
     limit: int
+    max_delay_s: int | None = None
+
+    def wait(self, count: int, window_left: int, since_last: float) -> int:
+        """Seconds to wait before the next attempt, given the counter's state."""
+        if count < self.limit:
+            return 0
+        if self.max_delay_s is None:
+            return window_left
+        delay = min(self.max_delay_s, 2 ** min(count - self.limit, 16))
+        return max(0, math.ceil(delay - since_last))
+
+
+@dataclass(frozen=True)
+class KeyState:
+    count: int
+    wait: int
 
 
 class CounterStore(Protocol):
-    def count(self, key: str) -> tuple[int, int]:
-        """Return (failures, seconds until the window ends) for `key`."""
+    def count(self, key: str) -> tuple[int, int, float]:
+        """Return (failures, seconds until the window ends, seconds since the last failure)
+        for `key`."""
 
     def increment(self, key: str, window_seconds: int) -> None: ...
 
@@ -45,26 +66,26 @@ class MemoryCounters:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._counters: dict[str, tuple[int, float]] = {}
+        self._counters: dict[str, tuple[int, float, float]] = {}  # count, expires, last
 
-    def count(self, key: str) -> tuple[int, int]:
+    def count(self, key: str) -> tuple[int, int, float]:
         with self._lock:
             entry = self._counters.get(key)
             now = self._clock()
             if entry is None or entry[1] <= now:
                 self._counters.pop(key, None)
-                return 0, 0
-            return entry[0], math.ceil(entry[1] - now)
+                return 0, 0, 0.0
+            return entry[0], math.ceil(entry[1] - now), now - entry[2]
 
     def increment(self, key: str, window_seconds: int) -> None:
         with self._lock:
             now = self._clock()
             if len(self._counters) > 100_000:
                 self._counters = {k: v for k, v in self._counters.items() if v[1] > now}
-            count, expires = self._counters.get(key, (0, now + window_seconds))
+            count, expires, _ = self._counters.get(key, (0, now + window_seconds, now))
             if expires <= now:
                 count, expires = 0, now + window_seconds
-            self._counters[key] = (count + 1, expires)
+            self._counters[key] = (count + 1, expires, now)
 
     def clear(self, key: str) -> None:
         with self._lock:
@@ -79,18 +100,19 @@ class RedisCounters:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
 
-    def count(self, key: str) -> tuple[int, int]:
+    def count(self, key: str) -> tuple[int, int, float]:
         pipe = self._client.pipeline()
-        pipe.get(self.prefix + key)
+        pipe.hmget(self.prefix + key, "n", "last")
         pipe.ttl(self.prefix + key)
-        raw, ttl = pipe.execute()
+        (raw, last), ttl = pipe.execute()
         if raw is None:
-            return 0, 0
-        return int(raw), max(int(ttl), 1)
+            return 0, 0, 0.0
+        return int(raw), max(int(ttl), 1), max(0.0, time.time() - float(last or 0))
 
     def increment(self, key: str, window_seconds: int) -> None:
         pipe = self._client.pipeline()
-        pipe.incr(self.prefix + key)
+        pipe.hincrby(self.prefix + key, "n", 1)
+        pipe.hset(self.prefix + key, "last", f"{time.time():.3f}")
         pipe.expire(self.prefix + key, window_seconds, nx=True)
         pipe.execute()
 
@@ -128,14 +150,17 @@ class LoginThrottle:
             logger.warning("login throttle: Redis unavailable (%s); using in-process counters", error)
             return operation(self._fallback)
 
-    def retry_after(self, keys: list[ThrottleKey]) -> int:
-        """Return seconds to wait if any key has reached its limit, else 0."""
-        wait = 0
+    def check(self, keys: list[ThrottleKey]) -> dict[str, KeyState]:
+        """Each key's failures and the seconds it asks to wait (0: go ahead)."""
+        found = {}
         for key in keys:
-            count, ttl = self._use(lambda store: store.count(key.name))
-            if count >= key.limit:
-                wait = max(wait, ttl)
-        return wait
+            count, left, since = self._use(lambda store: store.count(key.name))
+            found[key.name] = KeyState(count, key.wait(count, left, since))
+        return found
+
+    def retry_after(self, keys: list[ThrottleKey]) -> int:
+        """Return seconds to wait if any key asks for it, else 0."""
+        return max((state.wait for state in self.check(keys).values()), default=0)
 
     def record_failure(self, keys: list[ThrottleKey]) -> None:
         for key in keys:

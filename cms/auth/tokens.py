@@ -16,7 +16,7 @@ from typing import Any, Callable, TypeVar
 
 from flask import current_app, g, request
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from cms.app_state import client_ip
@@ -43,15 +43,43 @@ class TokenRow:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expires_at: datetime | None = None
+
+    def status(self, now: datetime | None = None) -> str:
+        """"active", "revoked" or "expired"."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or utcnow()):
+            return "expired"
+        return "active"
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, actor: Actor, username: str, name: str | None = None
-                 ) -> tuple[AdminToken, str]:
-    """Create and commit a token for admin `username`; return it with the token (shown once).
+#: The longest a token may live, and the units `parse_lifetime` reads.
+MAX_LIFETIME = timedelta(days=3650)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_lifetime(text: str) -> timedelta:
+    """"30d", "12h", "90m", "2w", "45s" as a timedelta; ValidationFailed otherwise."""
+    raw = text.strip().lower()
+    number, unit = raw[:-1], raw[-1:]
+    if unit not in _UNITS or not number.isdigit() or int(number) < 1:
+        raise ValidationFailed(f"--expires-in must be a whole number and a unit (s, m, h, d or w), "
+                               f"such as 30d, not {text.strip()[:20]!r}.")
+    lifetime = timedelta(seconds=int(number[:9]) * _UNITS[unit])
+    if lifetime > MAX_LIFETIME:
+        raise ValidationFailed("--expires-in may be at most 3650d (ten years).")
+    return lifetime
+
+
+def create_token(session: Session, actor: Actor, username: str, name: str | None = None,
+                 expires_in: timedelta | None = None) -> tuple[AdminToken, str]:
+    """Create and commit a token for admin `username`, valid for `expires_in` (None: until
+    revoked); return it with the token (shown once).
 
     Raises NotFound (no such user), PermissionDenied (not an active admin) or ValidationFailed.
     """
@@ -65,12 +93,15 @@ def create_token(session: Session, actor: Actor, username: str, name: str | None
         raise ValidationFailed(f"The name may have at most {NAME_MAX} characters.",
                                {"name": [f"Use at most {NAME_MAX} characters."]})
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = AdminToken(user_id=user.id, name=label, token_hash=hash_token(token))
+    expires_at = utcnow() + expires_in if expires_in is not None else None
+    row = AdminToken(user_id=user.id, name=label, token_hash=hash_token(token),
+                     expires_at=expires_at)
     session.add(row)
     session.flush()
     record_event(session, actor, "token.create", target_type="token", target_id=row.id,
                  target_label=f"{label} ({user.username})", agency_id=user.agency_id,
-                 after={"user": user.username, "name": label})
+                 after={"user": user.username, "name": label,
+                        "expires_at": expires_at.isoformat() if expires_at else None})
     session.commit()
     return row, token
 
@@ -96,14 +127,16 @@ def list_tokens(session: Session) -> list[TokenRow]:
         select(AdminToken, User.username).join(User, User.id == AdminToken.user_id)
         .order_by(AdminToken.id.desc())
     )
-    return [TokenRow(t.id, username, t.name, t.created_at, t.last_used_at, t.revoked_at)
-            for t, username in rows]
+    return [TokenRow(t.id, username, t.name, t.created_at, t.last_used_at, t.revoked_at,
+                     t.expires_at) for t, username in rows]
 
 
 def authenticate_token(session: Session, token: str, now: datetime | None = None) -> User | None:
-    """The active admin (of an active agency) owning live `token`, or None."""
+    """The active admin (of an active agency) owning live `token` (not revoked, not expired),
+    or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
+    now = now or utcnow()
     row = session.execute(
         select(AdminToken, User)
         .join(User, User.id == AdminToken.user_id)
@@ -111,6 +144,7 @@ def authenticate_token(session: Session, token: str, now: datetime | None = None
         .where(
             AdminToken.token_hash == hash_token(token),
             AdminToken.revoked_at.is_(None),
+            or_(AdminToken.expires_at.is_(None), AdminToken.expires_at > now),
             User.is_active.is_(True),
             User.role == Role.ADMIN,
             Agency.is_active.is_(True),
@@ -119,7 +153,6 @@ def authenticate_token(session: Session, token: str, now: datetime | None = None
     if row is None:
         return None
     admin_token, user = row
-    now = now or utcnow()
     if admin_token.last_used_at is None or now - admin_token.last_used_at > LAST_USED_RESOLUTION:
         admin_token.last_used_at = now
         session.commit()
@@ -149,7 +182,7 @@ def admin_api(view: F) -> F:
                 return _unauthorized("Send Authorization: Bearer TOKEN.")
             user = authenticate_token(db.session, token.strip())
             if user is None:
-                return _unauthorized("This token is not valid (unknown, revoked, or not an admin's).")
+                return _unauthorized("This token is not valid (unknown, revoked, expired, or not an admin's).")
             g.api_user = user
         else:
             if not current_user.is_authenticated:
@@ -185,5 +218,6 @@ __all__ = [
     "create_token",
     "hash_token",
     "list_tokens",
+    "parse_lifetime",
     "revoke_token",
 ]

@@ -51,7 +51,7 @@ def login() -> Response | str | tuple[str, int]:
                 db.session,
                 app_state.passwords,
                 app_state.throttle,
-                (settings.login_max_failures_per_account, settings.login_max_failures_per_ip),
+                settings.login_limits(),
                 form.username.data or "",
                 form.password.data or "",
                 client_ip(),

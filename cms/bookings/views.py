@@ -32,7 +32,7 @@ def _booking_helpers() -> dict[str, Any]:
     }
 
 
-@bp.route("/clients/<int:client_id>/bookings/new", methods=["GET", "POST"])
+@bp.route("/clients/<id:client_id>/bookings/new", methods=["GET", "POST"])
 @login_required
 def new_booking(client_id: int) -> Response | str | tuple[str, int]:
     actor = current_actor()
@@ -53,14 +53,14 @@ def new_booking(client_id: int) -> Response | str | tuple[str, int]:
     return _rejected(form, 422, client=client, booking=None)
 
 
-@bp.route("/bookings/<int:booking_id>")
+@bp.route("/bookings/<id:booking_id>")
 @login_required
 def view_booking(booking_id: int) -> str:
     booking = service.get_booking(db.session, current_actor().agency_id, booking_id)
     return render_template("bookings/view.html", booking=booking, client=booking.client)
 
 
-@bp.route("/bookings/<int:booking_id>/edit", methods=["GET", "POST"])
+@bp.route("/bookings/<id:booking_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit_booking(booking_id: int) -> Response | str | tuple[str, int]:
     actor = current_actor()
@@ -88,7 +88,7 @@ def edit_booking(booking_id: int) -> Response | str | tuple[str, int]:
     return _rejected(form, 422, client=client, booking=booking)
 
 
-@bp.route("/bookings/<int:booking_id>/status", methods=["POST"])
+@bp.route("/bookings/<id:booking_id>/status", methods=["POST"])
 @login_required
 def change_status(booking_id: int) -> Response:
     form = StatusForm()

@@ -84,14 +84,14 @@ def new_client() -> Response | str | tuple[str, int]:
     return _rejected(form, 422, client=None)
 
 
-@bp.route("/clients/<int:client_id>")
+@bp.route("/clients/<id:client_id>")
 @login_required
 def view_client(client_id: int) -> str:
     page = pages.open_client(db.session, current_actor(), client_id)
     return render_template("clients/view.html", page=page, note_form=NoteForm(formdata=None))
 
 
-@bp.route("/clients/<int:client_id>/edit", methods=["GET", "POST"])
+@bp.route("/clients/<id:client_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit_client(client_id: int) -> Response | str | tuple[str, int]:
     actor = current_actor()
@@ -117,7 +117,7 @@ def edit_client(client_id: int) -> Response | str | tuple[str, int]:
     return _rejected(form, 422, client=client)
 
 
-@bp.route("/clients/<int:client_id>/notes", methods=["POST"])
+@bp.route("/clients/<id:client_id>/notes", methods=["POST"])
 @login_required
 def add_note(client_id: int) -> Response | tuple[str, int]:
     actor = current_actor()

@@ -15,6 +15,7 @@ from cms.auth.tokens import admin_api, api_actor
 from cms.errors import ValidationFailed
 from cms.extensions import db
 from cms.flags.service import config_version, get_flag, list_flags, set_flag
+from cms.jsonbody import json_body
 
 bp = Blueprint("flags_api", __name__, url_prefix="/api/admin/flags")
 
@@ -40,7 +41,7 @@ def show(key: str) -> Response:
 @bp.put("/<key>")
 @admin_api
 def update(key: str) -> Response:
-    changes = _parse_body(request.get_json(silent=True))
+    changes = _parse_body(json_body('a JSON object such as {"enabled": false, "reason": "why"}'))
     flag = set_flag(db.session, api_actor(), key, **changes, notify=state().flags.changed)
     return jsonify(flag.as_json())
 

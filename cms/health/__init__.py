@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from cms.app_state import state
 from cms.extensions import csrf, db
+from cms.monitoring.views import may_read_internals
 from cms.redis_client import ping
 
 bp = Blueprint("health", __name__)
@@ -22,7 +23,9 @@ bp = Blueprint("health", __name__)
 def healthz() -> tuple[Response, int]:
     """200 while the database answers (Redis down is "degraded"); 503 when the database is down.
 
-    Also reports this worker's plugin runtime: its backend and whether its epoch ticker runs.
+    Anonymous callers (a load balancer) get the status only. An admin token or session, or an
+    address in CMS_METRICS_ALLOW, also gets the database latency, Redis and this worker's plugin
+    runtime (its pid, backend and whether its epoch ticker runs).
     """
     started = time.perf_counter()
     database: dict[str, object]
@@ -45,6 +48,9 @@ def healthz() -> tuple[Response, int]:
     engines = app_state.runtime.engines
     runtime_report = {"backend": app_state.runtime.backend, "engine_pid": engines.generation,
                       "ticker_alive": engines.ticker_alive(), "pid": os.getpid()}
+    code = 503 if status == "down" else 200
+    if not may_read_internals():
+        return jsonify({"status": status}), code
     body = {"status": status, "database": database, "redis": redis_report,
             "plugin_runtime": runtime_report}
-    return jsonify(body), 503 if status == "down" else 200
+    return jsonify(body), code

@@ -13,7 +13,7 @@ from cms.models.types import UTCDateTime, utcnow
 
 
 class AdminToken(db.Model):  # type: ignore[name-defined,misc]
-    """A bearer token for /api/admin/*, acting as its admin until revoked."""
+    """A bearer token for /api/admin/*, acting as its admin until revoked or expired."""
 
     __tablename__ = "admin_tokens"
 
@@ -24,6 +24,8 @@ class AdminToken(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: None: until revoked.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
 

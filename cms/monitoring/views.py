@@ -74,7 +74,7 @@ def _refusal() -> Response | None:
         if scheme.lower() != "bearer" or not token.strip():
             return _unauthorized("Send Authorization: Bearer TOKEN (an admin API token).")
         if authenticate_token(db.session, token.strip()) is None:
-            return _unauthorized("This token is not valid (unknown, revoked, or not an admin's).")
+            return _unauthorized("This token is not valid (unknown, revoked, expired, or not an admin's).")
         return None
     if _allowed_network(request.remote_addr):
         return None
@@ -83,6 +83,12 @@ def _refusal() -> Response | None:
     if not current_user.is_admin:
         return _refuse(403, "forbidden", "Metrics are for administrators.")
     return None
+
+
+def may_read_internals() -> bool:
+    """Whether the caller may see worker pids, Redis state and database latency (as for
+    /metrics: an admin token or session, or an address in CMS_METRICS_ALLOW)."""
+    return _refusal() is None
 
 
 @bp.route("/metrics")

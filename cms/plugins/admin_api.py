@@ -17,6 +17,7 @@ from cms.app_state import state
 from cms.auth.tokens import admin_api, api_actor
 from cms.errors import ValidationFailed
 from cms.extensions import db
+from cms.jsonbody import json_body
 from cms.models import PluginInstall, PluginVersion
 from cms.plugins import lifecycle
 from plugin_sdk.package import MAX_PACKAGE_BYTES
@@ -52,7 +53,7 @@ def _canary_json(install: PluginInstall) -> dict[str, Any] | None:
 
 
 def _body(*required: str) -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    body = json_body("a JSON object")
     if not isinstance(body, dict):
         raise ValidationFailed("Send a JSON object.")
     missing = [k for k in required if k not in body]

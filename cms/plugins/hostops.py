@@ -29,6 +29,7 @@ from cms.bookings.rules import BookingInput, PassengerInput, SegmentInput
 from cms.clients.search import search_statement
 from cms.clients.service import get_client
 from cms.errors import Conflict, DomainError, NotFound, ValidationFailed
+from cms.ids import MAX_ID, is_id
 from cms.models import Activity, ActivityKind, Booking, Client, Passenger, Segment
 from cms.plugins import inventory, kv, mail
 from cms.runtime import CallContext, HostOp, HostOpError, HostOps
@@ -94,9 +95,9 @@ def host_of(call: CallContext) -> HostContext:
 
 def _int_arg(args: dict[str, Any], name: str) -> int:
     value = args.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise HostOpError("bad_args", f"{name} must be a positive integer")
-    return value
+    if not is_id(value):
+        raise HostOpError("bad_args", f"{name} must be a record id (1 to {MAX_ID})")
+    return int(value)
 
 
 def _str_arg(args: dict[str, Any], name: str, max_len: int = 200, default: str | None = None) -> str:
@@ -302,11 +303,31 @@ def activity_add(call: CallContext, args: dict[str, Any]) -> Any:
         client = get_client(host.session, host.agency_id, _int_arg(args, "client_id"))
     except DomainError as exc:
         raise _domain(exc) from None
+    _check_record_ids(host, data, "data")
     entry = Activity(agency_id=host.agency_id, client_id=client.id, user_id=host.user_id,
                      kind=kind.value, body=text, data={**data, "plugin": host.plugin_id})
     host.session.add(entry)
     host.session.flush()
     return {"id": entry.id}
+
+
+#: Keys that name a record wherever a plugin passes them (op args, activity data): each must
+#: resolve inside the calling agent's agency, so no foreign id is ever stored.
+RECORD_KEYS = {"client_id": Client, "booking_id": Booking}
+
+
+def _check_record_ids(host: HostContext, values: dict[str, Any], where: str) -> None:
+    """Raise HostOpError(not_found) unless every record id among `values` (RECORD_KEYS, at the
+    top level) names a record of the agent's agency; bad_args when one is not an id."""
+    for key, model in RECORD_KEYS.items():
+        if values.get(key) is None:
+            continue
+        if not is_id(values[key]):
+            raise HostOpError("bad_args", f"{where}.{key} must be a record id (1 to {MAX_ID})")
+        found = host.session.scalar(select(model.id).where(
+            model.id == values[key], model.agency_id == host.agency_id))
+        if found is None:
+            raise HostOpError("not_found", f"{where}.{key}: no {key[:-3]} {values[key]} here")
 
 
 def mail_send(call: CallContext, args: dict[str, Any]) -> Any:

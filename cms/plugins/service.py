@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, scoped_session
 from cms import monitoring
 from cms.audit import Actor
 from cms.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
-from cms.models import Client, PluginInstall, PluginVersion, User, utcnow
+from cms.ids import parse_id
+from cms.models import Booking, Client, PluginInstall, PluginVersion, User, utcnow
 from cms.plugins import mail
 from cms.flags import bump_config_version, config_version, ensure_plugin_flag
 from cms.plugins.hostops import HostContext
@@ -213,6 +214,24 @@ def _open_client(session: Session, call: AgentCall) -> Client | None:
     return client
 
 
+def _check_param_ids(session: Session, agency_id: int, params: dict[str, Any],
+                     client: Client | None) -> None:
+    """Every record id among an action's params (client_id, booking_id) must name a record of
+    the agent's agency before the plugin sees it: a foreign or unknown one is NotFound (never
+    saying which), a malformed one 422. The call's own client costs no query."""
+    for key, model, label in (("client_id", Client, "client"), ("booking_id", Booking, "booking")):
+        value = params.get(key)
+        if value is None or value == "" or value == 0:
+            continue
+        record_id = parse_id(value, key)
+        if key == "client_id" and client is not None and client.id == record_id:
+            continue
+        found = session.scalar(select(model.id).where(model.id == record_id,
+                                                      model.agency_id == agency_id))
+        if found is None:
+            raise NotFound(f"This {label} does not exist.")
+
+
 def run_action(session: Session, registry: PluginRegistry, call: AgentCall, plugin_id: str,
                action: str, params: Any, now: datetime | None = None) -> ActionOutcome:
     """Run `action` of `plugin_id` for the agent in `call` and return its checked outcome.
@@ -251,6 +270,7 @@ def _run(session: Session, registry: PluginRegistry, call: AgentCall, built: Bui
         raise PluginParamsInvalid(f"Params of {action}: {where + ': ' if where else ''}{problem.message}")
     assert call.actor.agency_id is not None
     client = _open_client(session, call)
+    _check_param_ids(session, call.actor.agency_id, params, client)
     host = HostContext(session=session, plugin_id=manifest.id, agency_id=call.actor.agency_id,
                        actor=call.actor, client_id=client.id if client else None,
                        http_allow=manifest.http_allow,

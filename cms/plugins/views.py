@@ -11,8 +11,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from flask import Blueprint, abort, g, jsonify, render_template, request
+from flask import Blueprint, abort, g, jsonify, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -20,6 +21,8 @@ from cms.app_state import current_actor, state
 from cms.errors import DomainError, ValidationFailed
 from cms.extensions import db
 from cms.flags import AgentRef
+from cms.ids import parse_id
+from cms.jsonbody import json_body
 from cms.plugins.service import (AgentCall, PanelView, PluginStatus, PluginUnavailable,
                                  panels, plugin_statuses, render_panel, resolve,
                                  run_action)
@@ -49,12 +52,19 @@ def agent_call(client_id: int | None = None, slot: str | None = None,
                               page_client_id=page_client_id)
 
 
+def back_link(referrer: str | None, host_url: str, fallback: str) -> str:
+    """Where "Back" goes: the referring page when it is a path of this site (same scheme and
+    host), else `fallback` (the page the action belongs to). Never another site."""
+    if referrer:
+        ref, own = urlsplit(referrer), urlsplit(host_url)
+        if (ref.scheme, ref.netloc) == (own.scheme, own.netloc) and ref.path.startswith("/") \
+                and not ref.path.startswith("//"):
+            return urlunsplit(("", "", ref.path, ref.query, ""))
+    return fallback
+
+
 def _client_id(value: Any) -> int | None:
-    try:
-        number = int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        raise ValidationFailed("client_id must be a number.") from None
-    return number if number and number > 0 else None
+    return parse_id(value, "client_id")
 
 
 @bp.app_context_processor
@@ -127,15 +137,15 @@ def form_action(plugin_id: str, action: str) -> Any:
         return render_template("plugins/_panel_body.html", panel=panel, slot=slot,
                                client_id=client_id), status
     return render_template("plugins/result.html", panel=panel, slot=slot, client_id=client_id,
-                           back=request.referrer), status
+                           back=back_link(request.referrer, request.host_url,
+                                          url_for("clients.view_client", client_id=client_id)
+                                          if client_id else url_for("clients.dashboard"))), status
 
 
 @bp.post("/api/plugins/<plugin_id>/actions/<action>")
 @login_required
 def api_action(plugin_id: str, action: str) -> Response:
-    params = request.get_json(silent=True)
-    if params is None:
-        raise ValidationFailed("Send the action's params as a JSON object (Content-Type: application/json).")
+    params = json_body("the action's params as a JSON object")
     outcome = run_action(db.session, state().plugins,
                          agent_call(_client_id(request.args.get("client_id"))), plugin_id, action,
                          params)

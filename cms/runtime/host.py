@@ -23,6 +23,7 @@ import wasmtime
 from plugin_sdk import abi
 from plugin_sdk.abi import FaultKind
 
+from cms.runtime import jsonlimit
 from cms.runtime.results import HostFault
 
 logger = logging.getLogger(__name__)
@@ -223,9 +224,9 @@ class HostFunctions:
 
     def _answer(self, call: CallContext, request: bytes) -> dict[str, Any]:
         try:
-            message = json.loads(request.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            return _error("bad_request", "the request is not UTF-8 JSON")
+            message = jsonlimit.loads(request, max_bytes=len(request))
+        except jsonlimit.JsonRefused as exc:
+            return _error("bad_request", f"the request is refused: {exc}")
         if not isinstance(message, dict) or not isinstance(message.get("op"), str):
             return _error("bad_request", 'the request must be {"op": str, "args": {...}}')
         args = message.get("args", {})

@@ -48,23 +48,43 @@ def test_clear_resets_only_that_key() -> None:
     assert throttle.retry_after([ip]) == 60
 
 
+def test_a_growing_delay_doubles_with_each_failure_and_never_locks_out() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(900, MemoryCounters(clock))
+    key = [ThrottleKey("account:x", 3, max_delay_s=8)]
+    waits = []
+    for _ in range(7):
+        throttle.record_failure(key)
+        waits.append(throttle.retry_after(key))
+    assert waits == [0, 0, 1, 2, 4, 8, 8]  # past the limit: 1, 2, 4 s ... up to the cap
+    clock.now += 8
+    assert throttle.retry_after(key) == 0  # the delay has passed: one more try
+
+
 @pytest.fixture
 def throttled_app(tmp_path: Path) -> Iterator[Flask]:
     settings = make_settings(
-        tmp_path, login_max_failures_per_account=3, login_max_failures_per_ip=5
+        tmp_path, login_max_failures_per_account=3, login_max_failures_per_ip=5,
+        login_account_delay_after=4, login_max_delay_seconds=30,
     )
     yield from build_app(settings)
+
+
+def _from(app: Flask, address: str) -> Browser:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return Browser(client)
 
 
 def _fail(browser: Browser, username: str, times: int) -> list[int]:
     return [browser.login(username, "wrong-password-1").status_code for _ in range(times)]
 
 
-def test_account_is_throttled_after_limit_with_clear_message(throttled_app: Flask) -> None:
+def test_one_account_from_one_address_is_throttled_strictly(throttled_app: Flask) -> None:
     personas = create_personas(throttled_app)
-    browser = Browser(throttled_app.test_client())
+    browser = _from(throttled_app, "10.0.0.1")
     assert _fail(browser, personas.agent_a, 3) == [401, 401, 401]
-    response = browser.login(personas.agent_a)  # even the right password is refused now
+    response = browser.login(personas.agent_a)  # even the right password, from this address
     assert response.status_code == 429
     assert "Too many failed login attempts. Try again in 15 minutes." in response.get_data(as_text=True)
     assert int(response.headers["Retry-After"]) > 0
@@ -75,24 +95,42 @@ def test_account_is_throttled_after_limit_with_clear_message(throttled_app: Flas
     assert throttled == 1
 
 
-def test_other_accounts_unaffected_until_ip_limit(throttled_app: Flask) -> None:
+def test_an_attacker_cannot_lock_an_agent_out(throttled_app: Flask) -> None:
+    """Failures on alice's account from other addresses (an attacker, or a script with an old
+    password) never stop alice's correct password from her own address."""
     personas = create_personas(throttled_app)
-    browser = Browser(throttled_app.test_client())
-    _fail(browser, personas.agent_a, 3)
-    assert browser.login(personas.agent_b).status_code == 302
-    # Two more failures from this IP on other names reach the per-IP limit of 5.
-    _fail(Browser(throttled_app.test_client()), "someone.else", 2)
-    assert Browser(throttled_app.test_client()).login(personas.admin).status_code == 429
+    for n in range(8):  # 8 failures from 8 addresses: past the account's delay threshold of 4
+        assert _fail(_from(throttled_app, f"203.0.113.{n}"), personas.agent_a, 1) == [401]
+    # The attacker's next attempt from an address that failed waits a few seconds, no more.
+    slowed = _from(throttled_app, "203.0.113.0").login(personas.agent_a, "wrong-password-1")
+    assert slowed.status_code == 429
+    wait = int(slowed.headers["Retry-After"])
+    assert 1 <= wait <= 30
+    assert f"Try again in {wait} second" in slowed.get_data(as_text=True)
+    # Alice, from an address with no recent failures, logs in.
+    assert _from(throttled_app, "198.51.100.7").login(personas.agent_a).status_code == 302
 
 
-def test_successful_login_resets_account_counter(throttled_app: Flask) -> None:
+def test_one_address_spraying_accounts_is_slowed_not_blocked(throttled_app: Flask) -> None:
     personas = create_personas(throttled_app)
-    browser = Browser(throttled_app.test_client())
+    office = "192.0.2.10"  # one NAT address for a whole office
+    for name in ("x1", "x2", "x3", "x4", "x5"):
+        _fail(_from(throttled_app, office), name, 1)
+    refused = _from(throttled_app, office).login(personas.agent_b)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) <= 30
+    # Other addresses are untouched, and the office gets in again once the delay has passed.
+    assert _from(throttled_app, "192.0.2.11").login(personas.admin).status_code == 302
+
+
+def test_successful_login_resets_that_address_only(throttled_app: Flask) -> None:
+    personas = create_personas(throttled_app)
+    browser = _from(throttled_app, "10.0.0.5")
     _fail(browser, personas.agent_a, 2)
     assert browser.login(personas.agent_a).status_code == 302
-    other = Browser(throttled_app.test_client())
-    assert _fail(other, personas.agent_a, 2) == [401, 401]
-    assert other.login(personas.agent_a).status_code == 302
+    again = _from(throttled_app, "10.0.0.5")
+    # The pair starts from zero again: two more failures would have reached its limit of 3.
+    assert _fail(again, personas.agent_a, 1) == [401]
+    assert again.login(personas.agent_a).status_code == 302
 
 
 @pytest.mark.redis
@@ -111,6 +149,7 @@ def test_redis_counters_are_shared_between_app_instances(tmp_path: Path, redis_u
     _fail(Browser(app_one.test_client()), personas.agent_a, 2)
     assert Browser(app_two.test_client()).login(personas.agent_a).status_code == 429
     keys = redis.Redis.from_url(redis_url).keys("cms:login-throttle:*")
+    assert b"cms:login-throttle:pair:alice.agent|127.0.0.1" in keys
     assert b"cms:login-throttle:account:alice.agent" in keys
     with pytest.raises(StopIteration):
         next(first)
