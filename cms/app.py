@@ -113,6 +113,7 @@ def _unauthorized() -> Response:
 
 def _register_blueprints(app: Flask) -> None:
     from cms.admin import bp as admin_bp
+    from cms.api_docs import bp as api_docs_bp
     from cms.auth import bp as auth_bp
     from cms.bookings import bp as bookings_bp
     from cms.clients import bp as clients_bp
@@ -130,6 +131,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(plugins_bp)
     app.register_blueprint(plugins_admin_api_bp)
     app.register_blueprint(flags_api_bp)
+    app.register_blueprint(api_docs_bp)
 
 
 def _register_template_helpers(app: Flask) -> None:

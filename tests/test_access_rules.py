@@ -21,7 +21,7 @@ from cms.models import Activity, Agency, AuditEvent, Booking, Client, User
 from tests import factories
 from tests.conftest import Browser, Personas, make_settings
 
-PUBLIC = {"auth.login", "health.healthz", "static"}
+PUBLIC = {"auth.login", "health.healthz", "static", "api_docs.openapi"}
 
 
 def _routes() -> list[tuple[str, str, str]]:
@@ -58,7 +58,12 @@ def world(app: Flask, personas: Personas) -> dict[str, Any]:
         alice = db.session.scalar(select(User).where(User.username == personas.agent_a))
         client = factories.make_client(db.session, alpha, first_name="Ann", last_name="Alpha")
         booking = factories.make_booking(db.session, client, alice, locator="ACCESS")
+        from cms.audit import Actor
+        from cms.auth.tokens import create_token
+
+        token, _ = create_token(db.session, Actor(None, "tests", None), personas.admin)
         return {
+            "token_id": token.id,
             "client_id": client.id,
             "booking_id": booking.id,
             "user_id": alice.id,

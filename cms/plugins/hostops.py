@@ -156,7 +156,7 @@ def clients_get(call: CallContext, args: dict[str, Any]) -> Any:
 def clients_search(call: CallContext, args: dict[str, Any]) -> Any:
     host = host_of(call)
     query = _str_arg(args, "q", 100, "")
-    limit = min(max(int(args.get("limit", 10) or 10), 1), 20)
+    limit = _limit(args)
     stmt = search_statement(host.agency_id, query)
     clients = list(host.session.scalars(stmt.limit(limit))) if stmt is not None else []
     return {"items": [{k: v for k, v in _client_view(c).items()
@@ -211,10 +211,23 @@ def _load_segments(session: Session, rows: list[Booking]) -> None:
         set_committed_value(missing[booking_id], "segments", segments)
 
 
+def _limit(args: dict[str, Any], default: int = 10, most: int = 20) -> int:
+    value = args.get("limit", default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise HostOpError("bad_args", f"limit must be a whole number from 1 to {most}")
+    return min(max(value, 1), most)
+
+
 def bookings_list(call: CallContext, args: dict[str, Any]) -> Any:
     host = host_of(call)
     client_id = _int_arg(args, "client_id")
-    limit = min(max(int(args.get("limit", 10) or 10), 1), 20)
+    # The page's own client is in the identity map: checking it costs no query.
+    client = host.session.get(Client, client_id)
+    if client is None or client.agency_id != host.agency_id:
+        raise HostOpError("not_found", f"no client {client_id}")
+    limit = _limit(args)
     # Passengers are counted in the same statement (a client page has the bookings themselves
     # loaded already, so their rows cost nothing more), segments only where not loaded.
     passengers = (select(func.count(Passenger.id)).where(Passenger.booking_id == Booking.id)

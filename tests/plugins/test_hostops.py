@@ -105,6 +105,12 @@ def test_bookings_create_get_list_cancel(app: Flask, personas: Personas, browser
     invalid = one(browser, "bookings.create", {"client_id": client_id, "passengers": [],
                                                "segments": [{"carrier": "B"}]})
     assert invalid["error"]["code"] == "invalid"
+    # Every id an op is given resolves inside the agency: another agency's client is not found
+    # (not an empty list), an id past 64 bits or a limit that is not a number is bad_args.
+    assert one(browser, "bookings.list", {"client_id": other})["error"]["code"] == "not_found"
+    for args in ({"client_id": 2**64}, {"client_id": client_id, "limit": "ten"}):
+        assert one(browser, "bookings.list", args)["error"]["code"] == "bad_args", args
+    assert one(browser, "clients.get", {"id": 2**63})["error"]["code"] == "bad_args"
 
 
 def test_activity_lands_on_the_client_timeline(app: Flask, personas: Personas, browser: Browser) -> None:
