@@ -7,9 +7,9 @@ as a trap or invalid output instead of its memory.
 
 `instrument` rewrites every `memory.grow` (and `table.grow`) into a call to a small function
 appended to the module, which does the same grow and, when it returns -1, records the size that
-was asked for in an exported global: `REFUSED_MEMORY_EXPORT` (in pages) and
-`REFUSED_TABLE_EXPORT` (in elements). The host reads them after each call (a fresh instance
-starts them at 0). Appending a function, type and globals shifts no existing index, so nothing
+was asked for in one exported i64 global, `REFUSED_EXPORT`: the total pages for a memory, minus
+the total elements for a table. The host reads it after each call (one global, one read: a
+fresh instance starts it at 0). Appending a function, type and globals shifts no existing index, so nothing
 else in the module changes. A module the decoder does not fully understand is returned as it
 was (and then only the memory-size heuristic in sandbox.py applies).
 """
@@ -22,9 +22,8 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 
 #: Part of every artifact's key: bump it when the rewrite changes.
-VERSION = 1
-REFUSED_MEMORY_EXPORT = "__cms_memory_grow_refused"
-REFUSED_TABLE_EXPORT = "__cms_table_grow_refused"
+VERSION = 2
+REFUSED_EXPORT = "__cms_grow_refused"
 
 _MAGIC = b"\x00asm\x01\x00\x00\x00"
 _TYPE, _IMPORT, _FUNCTION, _TABLE, _GLOBAL, _EXPORT, _CODE = 1, 2, 3, 4, 6, 7, 10
@@ -307,12 +306,13 @@ def _memory_helper(refused_global: int) -> bytes:
 
 
 def _table_helper(table: int, refused_global: int) -> bytes:
-    """(func (param ref i32) (result i32)): table.grow, recording a refusal's total elements."""
+    """(func (param ref i32) (result i32)): table.grow, recording a refusal's total elements
+    (negated, to tell it from a memory's pages)."""
     t, g = _leb(table), _leb(refused_global)
     code = (b"\x01\x01\x7f"
             b"\x20\x00\x20\x01\xfc\x0f" + t + b"\x22\x02"
             b"\x41\x7f\x46\x04\x40"
-            b"\xfc\x10" + t + b"\xad\x20\x01\xad\x7c\x24" + g +
+            b"\x42\x00\xfc\x10" + t + b"\xad\x20\x01\xad\x7c\x7d\x24" + g +  # 0 - total
             b"\x0b\x20\x02\x0b")
     return _leb(len(code)) + code
 
@@ -332,9 +332,8 @@ def _instrument(wasm: bytes) -> bytes:
     by_id = {s.id: s for s in sections if s.id != 0}
     if _CODE not in by_id or _FUNCTION not in by_id or _TYPE not in by_id:
         return wasm
-    if _EXPORT in by_id and {REFUSED_MEMORY_EXPORT, REFUSED_TABLE_EXPORT} & _export_names(
-            by_id[_EXPORT].body):
-        raise _Unsupported("the module already exports the grow-watch globals")
+    if _EXPORT in by_id and REFUSED_EXPORT in _export_names(by_id[_EXPORT].body):
+        raise _Unsupported("the module already exports the grow-watch global")
     imports = _read_imports(by_id[_IMPORT].body) if _IMPORT in by_id else _Imports(tables=[])
     assert imports.tables is not None
     tables = imports.tables + (_table_types(by_id[_TABLE].body) if _TABLE in by_id else [])
@@ -343,8 +342,7 @@ def _instrument(wasm: bytes) -> bytes:
     types = _count_types(by_id[_TYPE].body)
     defined, _ = _uleb(by_id[_FUNCTION].body, 0)
     defined_globals = _uleb(by_id[_GLOBAL].body, 0)[0] if _GLOBAL in by_id else 0
-    memory_global = imports.globals + defined_globals
-    table_global = memory_global + 1
+    refused_global = imports.globals + defined_globals
 
     memory_helper = imports.functions + defined
     table_helpers = {t: memory_helper + 1 + t for t in range(len(tables))}
@@ -363,16 +361,15 @@ def _instrument(wasm: bytes) -> bytes:
     # One type for the memory helper, then one per table's element type.
     new_types = [b"\x60\x01\x7f\x01\x7f"] + [bytes([0x60, 0x02, t, 0x7F, 0x01, 0x7F]) for t in tables]
     new_functions = [_leb(types + i) for i in range(len(new_types))]
-    helpers = [_memory_helper(memory_global)] + [_table_helper(t, table_global)
-                                                 for t in range(len(tables))]
+    helpers = [_memory_helper(refused_global)] + [_table_helper(t, refused_global)
+                                                  for t in range(len(tables))]
     zero_i64 = b"\x7e\x01\x42\x00\x0b"  # (mut i64) (i64.const 0)
-    exports = [_name(REFUSED_MEMORY_EXPORT) + b"\x03" + _leb(memory_global),
-               _name(REFUSED_TABLE_EXPORT) + b"\x03" + _leb(table_global)]
+    exports = [_name(REFUSED_EXPORT) + b"\x03" + _leb(refused_global)]
 
     replaced = {
         _TYPE: _append(by_id[_TYPE].body, new_types),
         _FUNCTION: _append(by_id[_FUNCTION].body, new_functions),
-        _GLOBAL: _append(by_id[_GLOBAL].body if _GLOBAL in by_id else b"", [zero_i64, zero_i64]),
+        _GLOBAL: _append(by_id[_GLOBAL].body if _GLOBAL in by_id else b"", [zero_i64]),
         _EXPORT: _append(by_id[_EXPORT].body if _EXPORT in by_id else b"", exports),
         _CODE: _vec(bodies + helpers),
     }

@@ -24,9 +24,8 @@ class ModuleShape:
     abi_version_index: int | None
     imports: frozenset[str]
     min_memory_bytes: int
-    #: The grow-watch globals (cms.runtime.growwatch), when the module was instrumented.
-    refused_memory_index: int | None = None
-    refused_table_index: int | None = None
+    #: The grow-watch global's export index (cms.runtime.growwatch), when instrumented.
+    refused_index: int | None = None
 
 
 def _signature(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -84,8 +83,7 @@ def check_module(module: wasmtime.Module) -> ModuleShape:
         memory_index=memory[0], alloc_index=alloc, handle_index=handle,
         abi_version_index=indexes[abi.EXPORT_ABI_VERSION], imports=frozenset(imports),
         min_memory_bytes=memory_type.limits.min * abi.WASM_PAGE_BYTES,
-        refused_memory_index=_global_export(exports, growwatch.REFUSED_MEMORY_EXPORT),
-        refused_table_index=_global_export(exports, growwatch.REFUSED_TABLE_EXPORT),
+        refused_index=_global_export(exports, growwatch.REFUSED_EXPORT),
     )
 
 

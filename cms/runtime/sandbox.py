@@ -49,6 +49,15 @@ class Invoker(Protocol):
     def invoke(self, data: bytes, limits: Limits, deadline_ticks: int) -> RawOutcome: ...
 
 
+def _note_refusal(outcome: RawOutcome, refused: int) -> None:
+    """Copy the grow-watch global into `outcome`: pages asked for by a refused memory.grow, or
+    minus the elements asked for by a refused table.grow (cms.runtime.growwatch)."""
+    if refused > 0:
+        outcome.refused_memory_bytes = refused * abi.WASM_PAGE_BYTES
+    elif refused < 0:
+        outcome.refused_table_elements = -refused
+
+
 def _near_cap(memory_bytes: int, cap: int) -> bool:
     """Whether a failure at this memory size is best explained by the memory cap.
 
@@ -191,6 +200,11 @@ class FastInvoker:
         self._global = B.wasmtime_extern_t()
         self._value = B.wasmtime_val_t()
         self._instantiated = False
+        # Made once: the arguments of the grow-watch read after every call (ctypes.byref per
+        # call costs about as much as the C calls themselves).
+        self._global_refs = (_byref(self._instance), _byref(self._name), _byref(self._name_len),
+                             _byref(self._global), _byref(self._global.of.global_),
+                             _byref(self._value))
         # For host functions during a call (`read`, `write`): the running store's context, and
         # scratch of their own (the guest's handle call still owns `_args` and `_trap`).
         self._ctx: object | None = None
@@ -221,11 +235,8 @@ class FastInvoker:
                 memory_bytes = self._memory_bytes(ctx)
                 fuel_left = self._fuel_left(ctx)
                 outcome = RawOutcome(None, failure.kind, failure.message, fuel_left, memory_bytes)
-            if self._instantiated:
-                outcome.refused_memory_bytes = self._global_value(
-                    ctx, self._shape.refused_memory_index) * abi.WASM_PAGE_BYTES
-                outcome.refused_table_elements = self._global_value(
-                    ctx, self._shape.refused_table_index)
+            if self._instantiated and self._shape.refused_index is not None:
+                _note_refusal(outcome, self._global_value(ctx, self._shape.refused_index))
             return outcome
         except _Failure as failure:
             return RawOutcome(None, failure.kind, failure.message, fuel_left, memory_bytes)
@@ -331,16 +342,14 @@ class FastInvoker:
             raise _Failure(*instantiation_fault(message))
         raise _Failure(*classify_trap(code, message, self._memory_bytes(ctx), limits.memory_bytes))
 
-    def _global_value(self, ctx: object, index: int | None) -> int:
-        """The i64 value of the export at `index` of the running instance (0 without one)."""
-        if index is None:
-            return 0
-        nothing = (_byref(self._name), _byref(self._name_len))
-        if not _export_nth(ctx, _byref(self._instance), index, *nothing, _byref(self._global)):
+    def _global_value(self, ctx: object, index: int) -> int:
+        """The i64 value of the global exported at `index` by the running instance."""
+        instance, name, name_len, extern, global_, value = self._global_refs
+        if not _export_nth(ctx, instance, index, name, name_len, extern):
             return 0
         if cast(int, self._global.kind) != _EXTERN_GLOBAL:
             return 0
-        _global_get(ctx, _byref(self._global.of.global_), _byref(self._value))
+        _global_get(ctx, global_, value)
         return int(self._value.of.i64)
 
     def _memory_bytes(self, ctx: object) -> int:
@@ -378,12 +387,9 @@ class PublicInvoker:
         store.set_epoch_deadline(deadline_ticks)
         instances: list[wasmtime.Instance] = []
         outcome = self._call(store, data, limits, instances)
-        if instances:
-            exports = instances[0].exports(store)
-            outcome.refused_memory_bytes = _global_of(
-                store, exports, growwatch.REFUSED_MEMORY_EXPORT) * abi.WASM_PAGE_BYTES
-            outcome.refused_table_elements = _global_of(
-                store, exports, growwatch.REFUSED_TABLE_EXPORT)
+        if instances and self._shape.refused_index is not None:
+            _note_refusal(outcome, _global_of(store, instances[0].exports(store),
+                                              growwatch.REFUSED_EXPORT))
         return outcome
 
     def _call(self, store: wasmtime.Store, data: bytes, limits: Limits,
