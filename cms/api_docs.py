@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -234,6 +234,17 @@ def installed_manifests(session: Session) -> list[Any]:
 @bp.get("/api/openapi.json")
 @csrf.exempt
 def openapi() -> Response:
+    """For logged-in users and admin tokens (it names every installed plugin and action)."""
+    from flask_login import current_user
+
+    from cms.auth.tokens import authenticate_token, unauthorized
+
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.strip().partition(" ")
+    allowed = (current_user.is_authenticated if not header else
+               scheme.lower() == "bearer" and authenticate_token(db.session, token.strip()))
+    if not allowed:
+        return unauthorized("Log in, or send Authorization: Bearer TOKEN (an admin API token).")
     response = jsonify(document(installed_manifests(db.session)))
     response.headers["Cache-Control"] = "no-store"
     return response

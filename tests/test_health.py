@@ -60,3 +60,7 @@ def test_database_down_is_503(tmp_path: Path) -> None:
     response = broken.test_client().get("/healthz")
     assert response.status_code == 503
     assert response.get_json()["status"] == "down"
+    # A token or a session cookie (which would need the database to check) changes nothing.
+    for headers in ({"Authorization": "Bearer cms_x"}, {"Cookie": "cms_session=x"}):
+        answer = broken.test_client().get("/healthz", headers=headers)
+        assert (answer.status_code, answer.get_json()) == (503, {"status": "down"})

@@ -84,7 +84,10 @@ def test_json_limits_never_recurse() -> None:
     for raw, message in ((b"[" * 100_000 + b"]" * 100_000, "nested deeper than 32 levels"),
                          (b"[1," * 20_000 + b"1" + b"]" * 20_000, "nested deeper"),
                          (b'"' + b"x" * 300_000 + b'"', "the limit is 262144"),
-                         (b"\xff", "not UTF-8 JSON"), (b"{", "not UTF-8 JSON")):
+                         (b"\xff", "not UTF-8 JSON"), (b"{", "not UTF-8 JSON"),
+                         # Every quote opens a string that never closes: one pass, not one per
+                         # quote (which took minutes for a body this size).
+                         (b'["' + b'\\"' * 100_000, "not UTF-8 JSON")):
         with pytest.raises(JsonRefused, match=message):
             loads(raw)
 

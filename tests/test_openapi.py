@@ -56,8 +56,12 @@ def _doc_pattern(path: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\{\w+\}", r"[^/]+", path) + "$")
 
 
-def test_the_document_covers_every_json_route_and_nothing_else(app: Flask) -> None:
-    doc = app.test_client().get("/api/openapi.json").get_json()
+def test_the_document_covers_every_json_route_and_nothing_else(
+        app: Flask, credentials: tuple[dict[str, str], dict[str, str]]) -> None:
+    anonymous = app.test_client().get("/api/openapi.json")
+    assert anonymous.status_code == 401 and "plugins" not in anonymous.get_data(as_text=True)
+    doc = app.test_client().get("/api/openapi.json",
+                                headers={"Authorization": credentials[0]["Authorization"]}).get_json()
     assert doc["openapi"] == "3.1.0"
     documented = {(path, method.upper()) for path, item in doc["paths"].items()
                   for method in item if method != "parameters"}
@@ -95,7 +99,8 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
     # flag's targeting a 422.)
     wanted = [checks.not_a_server_error, checks.status_code_conformance,
               checks.content_type_conformance, checks.response_schema_conformance]
-    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app,
+                                            headers={"Authorization": headers["Authorization"]})
     failures: list[str] = []
     operations = 0
     for result in schema.get_all_operations():

@@ -73,9 +73,13 @@ def log_in(
     anonymous = Actor(None, name or "(blank)", None, ip=ip, request_id=request_id)
 
     found = throttle.check(keys)
-    failed_here = found[pair.name].count > 0 or found[source.name].count > 0
-    wait = max(found[pair.name].wait, found[source.name].wait,
-               found[account.name].wait if failed_here else 0)
+    # The account's delay (many failures from anywhere) applies only to an address that failed
+    # too, and runs from *its* last failure: an agent who mistyped once waits at most the
+    # longest delay, however long an attacker elsewhere keeps the account busy.
+    here = [found[k.name] for k in (pair, source) if found[k.name].count > 0]
+    account_wait = (account.wait(found[account.name].count, 0, min(s.since_last for s in here))
+                    if here else 0)
+    wait = max(found[pair.name].wait, found[source.name].wait, account_wait)
     if wait:
         record_event(session, anonymous, "auth.login.throttled", target_type="user", target_label=name)
         session.commit()

@@ -48,6 +48,8 @@ class ThrottleKey:
 class KeyState:
     count: int
     wait: int
+    window_left: int = 0
+    since_last: float = 0.0
 
 
 class CounterStore(Protocol):
@@ -95,7 +97,8 @@ class MemoryCounters:
 class RedisCounters:
     """Counters shared by every worker and host, kept in Redis with TTLs."""
 
-    prefix = "cms:login-throttle:"
+    #: v2: hashes {n, last} (v1 keys were plain counters; a rolling deploy must not mix them).
+    prefix = "cms:login-throttle:v2:"
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
@@ -155,7 +158,7 @@ class LoginThrottle:
         found = {}
         for key in keys:
             count, left, since = self._use(lambda store: store.count(key.name))
-            found[key.name] = KeyState(count, key.wait(count, left, since))
+            found[key.name] = KeyState(count, key.wait(count, left, since), left, since)
         return found
 
     def retry_after(self, keys: list[ThrottleKey]) -> int:

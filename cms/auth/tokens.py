@@ -161,6 +161,11 @@ def authenticate_token(session: Session, token: str, now: datetime | None = None
 
 # The decorator ---------------------------------------------------------------------------------
 
+def unauthorized(message: str) -> Any:
+    """The 401 answer for the JSON APIs (with the Bearer challenge)."""
+    return _unauthorized(message)
+
+
 def _unauthorized(message: str) -> Any:
     response = error_response(401, "unauthorized", "Log in required", message)
     response.headers["WWW-Authenticate"] = 'Bearer realm="cms"'
@@ -220,4 +225,5 @@ __all__ = [
     "list_tokens",
     "parse_lifetime",
     "revoke_token",
+    "unauthorized",
 ]

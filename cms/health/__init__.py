@@ -18,6 +18,14 @@ from cms.redis_client import ping
 bp = Blueprint("health", __name__)
 
 
+def _may_read_internals() -> bool:
+    try:
+        return may_read_internals()
+    except SQLAlchemyError:
+        db.session.rollback()
+        return False
+
+
 @bp.route("/healthz")
 @csrf.exempt
 def healthz() -> tuple[Response, int]:
@@ -49,7 +57,8 @@ def healthz() -> tuple[Response, int]:
     runtime_report = {"backend": app_state.runtime.backend, "engine_pid": engines.generation,
                       "ticker_alive": engines.ticker_alive(), "pid": os.getpid()}
     code = 503 if status == "down" else 200
-    if not may_read_internals():
+    # Deciding who may see the details reads tokens and sessions: never with the database down.
+    if status == "down" or not _may_read_internals():
         return jsonify({"status": status}), code
     body = {"status": status, "database": database, "redis": redis_report,
             "plugin_runtime": runtime_report}

@@ -7,12 +7,12 @@ holds the same rules for Prometheus.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-from cms.monitoring.series import Buckets, Sample, peak, percentile_ms, total
+from cms.monitoring.series import Buckets, Sample, peak, total
 from cms.monitoring.settings import (CANARY_REGRESSION, CPU_SPIKE, FAULT_RATE, HOST_ERRORS,
                                      LOGIN_FAILURES, MEMORY_LEAK, WORKER_RSS, MonitorSettings)
 
@@ -56,12 +56,12 @@ Baseline = Mapping[str, tuple[float, float]]
 @dataclass(frozen=True)
 class Lineage:
     """What the verdicts know of a version beyond its own calls: the version it replaced (for a
-    canary, the current one), whether it went out with a gate override (then it is watched with
-    tighter thresholds), and its staging gate's figures per action."""
+    canary, the current one), and whether it went out with a gate override (then it is watched
+    with tighter thresholds). The comparison uses the replaced version's live calls only: its
+    staging gate's figures come from synthetic vectors, and the gate compared those at upload."""
 
     predecessor: str | None = None
     watched: bool = False
-    gate: Baseline = field(default_factory=lambda: MappingProxyType({}))
     #: A canary: compared while it runs with `predecessor`, the current version.
     canary: bool = False
 
@@ -76,15 +76,6 @@ def action_baseline(samples: Iterable[Sample], min_calls: int) -> dict[str, tupl
     return {action: (statistics.median(x.fuel for x in calls),
                      statistics.median(x.memory for x in calls))
             for action, calls in by_action.items() if len(calls) >= min_calls}
-
-
-def live_or_gate(samples: Iterable[Sample], lineage: Lineage | None,
-                 min_calls: int) -> dict[str, tuple[float, float]]:
-    """A version's baseline per action: its staging gate's figures, replaced action by action by
-    its live figures once it has `min_calls` answered calls of that action."""
-    found = dict(lineage.gate) if lineage is not None else {}
-    found.update(action_baseline(samples, min_calls))
-    return found
 
 
 @dataclass(frozen=True)
@@ -139,13 +130,19 @@ def _by_action(samples: Iterable[Sample], limit: int | None = None,
 
 def growing(values: list[float], growth: float, min_growth: float,
             tau: float) -> tuple[float, float, float] | None:
-    """(first, last, tau) when chronological `values` keep rising: the last quarter's median
-    is `growth` and `min_growth` above the first quarter's, and their rank correlation with
-    call order is at least `tau`; else None."""
+    """(first, last, tau) when chronological `values` keep rising: each quarter's median above
+    the one before, the last `growth` and `min_growth` above the first, and their rank
+    correlation with call order at least `tau`; else None."""
     if len(values) < 4:
         return None
-    quarter = max(1, len(values) // 4)
-    first, last = statistics.median(values[:quarter]), statistics.median(values[-quarter:])
+    quarter = len(values) // 4
+    medians = [statistics.median(values[i * quarter:(i + 1) * quarter]) for i in range(3)]
+    medians.append(statistics.median(values[3 * quarter:]))
+    first, last = medians[0], medians[-1]
+    # Every quarter above the one before: a one-time step (a bigger agency starting to use an
+    # action) leaves two quarters level, and memory moves in whole 64 KiB pages.
+    if any(b <= a for a, b in zip(medians, medians[1:])):
+        return None
     if first <= 0 or last < first * (1 + growth) or last - first < min_growth:
         return None
     found = kendall_tau(values)
@@ -261,8 +258,7 @@ def canary_check(s: MonitorSettings, plugin_id: str, canary: str, current: str,
                           f"{worse.action} uses {show(worse.value)} {signal} per call against "
                           f"{show(worse.usual)} on {current} ({worse.value / worse.usual:.1f} "
                           f"times; medians)"))
-    p95, usual_p95 = (percentile_ms(canary_buckets, 0.95, since_bucket),
-                      percentile_ms(current_buckets, 0.95, since_bucket))
+    p95, usual_p95 = _p95_ms(canary_samples), _p95_ms(current_samples)
     if p95 is not None and usual_p95 is not None:
         signals["p95_ms"] = (p95, usual_p95)
         if p95 >= usual_p95 * s.canary_latency_ratio and p95 - usual_p95 >= s.canary_latency_min_ms:
@@ -274,6 +270,14 @@ def canary_check(s: MonitorSettings, plugin_id: str, canary: str, current: str,
     return CanaryCheck(calls, current_calls, signals, signal,
                        f"{plugin_id} canary {canary} regressed against {current}: {text}. "
                        f"Rolled back: its agents are on {current} again.")
+
+
+def _p95_ms(samples: list[Sample]) -> float | None:
+    """The exact p95 wall time of the calls among `samples` that recorded one (None under 20)."""
+    times = sorted(x.wall_ms for x in samples if x.wall_ms > 0)
+    if len(times) < 20:
+        return None
+    return times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
 
 
 def canary_regression(check: CanaryCheck, plugin_id: str, canary: str,

@@ -114,7 +114,7 @@ class Monitor:
                     sums["near_fuel"] = 1.0
                     m.plugin_near_limit.labels(plugin_id, version, "fuel").inc()
             self.pending.sample(series.plugin_series(plugin_id, version), now, memory, fuel,
-                                action, outcome in ("ok", "error"))
+                                action, outcome in ("ok", "error"), wall_ms)
         if outcome == "memory_limit":
             m.plugin_near_limit.labels(plugin_id, version, "memory").inc()
         elif outcome == "fuel_exhausted":
@@ -268,7 +268,9 @@ class Monitor:
         lineage = lineages.get((plugin_id, version))
         before = None
         if lineage is not None and lineage.predecessor:
-            before = self.baseline(plugin_id, lineage.predecessor, lineages)
+            before = detectors.action_baseline(
+                self.store.samples(series.plugin_series(plugin_id, lineage.predecessor)),
+                s.regression_min_calls)
         leak = detectors.memory_leak(s, plugin_id, version, buckets, since_bucket, samples,
                                      lineage, before)
         cpu = detectors.cpu_spike(s, plugin_id, version, buckets, since_bucket,
@@ -297,15 +299,6 @@ class Monitor:
             host = None
         found += [f for f in (faults, host) if f is not None]
         return found
-
-    def baseline(self, plugin_id: str, version: str,
-                 lineages: Mapping[tuple[str, str], Lineage] | None = None) -> dict[str, tuple[float, float]]:
-        """A version's live baseline per action (fuel, peak memory per call), starting from its
-        staging gate's figures."""
-        lineages = self._lineages() if lineages is None else lineages
-        return detectors.live_or_gate(self.store.samples(series.plugin_series(plugin_id, version)),
-                                      lineages.get((plugin_id, version)),
-                                      self.settings.regression_min_calls)
 
     def canary_check(self, plugin_id: str, canary: str, current: str,
                      wall: float | None = None) -> detectors.CanaryCheck:
@@ -380,13 +373,17 @@ class Monitor:
                     session.rollback()
                     logger.exception("could not record alert %s", finding.key)
                     continue
+                if finding.kind == CANARY_REGRESSION:
+                    # Idempotent, and whether or not the alert is new: a canary started again
+                    # while its earlier alert is still open is rolled back all the same.
+                    self._roll_back_canary(session, finding, raised.alert if raised else None)
                 if raised is None:
                     continue
                 alert = raised.alert
                 self.metrics.alerts.labels(alert.kind, alert.severity).inc()
                 logger.error("ALERT %s %s: %s", alert.severity, alert.kind, alert.message)
                 if finding.kind == CANARY_REGRESSION:
-                    self._roll_back_canary(session, alert)
+                    pass  # rolled back above
                 elif self._should_quarantine(finding):
                     self._quarantine(session, alert)
                 if recipients is None:
@@ -413,25 +410,27 @@ class Monitor:
         alerts.note(session, alert, quarantined=True, quarantined_by="monitoring" if done else
                     "already quarantined")
 
-    def _roll_back_canary(self, session: Session, alert: Any) -> None:
+    def _roll_back_canary(self, session: Session, finding: Finding, alert: Any | None) -> None:
         from cms.audit import Actor
         from cms.monitoring import alerts
         from cms.plugins.lifecycle import roll_back_canary
 
+        assert finding.plugin_id is not None and finding.version is not None
+        cause = f"canary regression alert #{alert.id}" if alert is not None else "canary regression"
         try:
-            done = roll_back_canary(session, Actor.system("monitoring"), alert.plugin_id,
-                                    alert.version, f"canary regression alert #{alert.id}: "
-                                    f"{alert.message}", dict(alert.details or {}),
-                                    notify=self.on_config_change)
+            done = roll_back_canary(session, Actor.system("monitoring"), finding.plugin_id,
+                                    finding.version, f"{cause}: {finding.message}",
+                                    dict(finding.details), notify=self.on_config_change)
         except Exception:
             session.rollback()
-            logger.exception("could not roll back the canary %s %s", alert.plugin_id,
-                             alert.version)
+            logger.exception("could not roll back the canary %s %s", finding.plugin_id,
+                             finding.version)
             return
         if done:
-            self.metrics.canary_rollbacks.labels(alert.plugin_id, alert.version,
-                                                 str((alert.details or {}).get("signal"))).inc()
-        alerts.note(session, alert, rolled_back=done)
+            self.metrics.canary_rollbacks.labels(finding.plugin_id, finding.version,
+                                                 str(finding.details.get("signal"))).inc()
+        if alert is not None:
+            alerts.note(session, alert, rolled_back=done)
 
     # The worker thread (Gunicorn workers) -------------------------------------------------
 

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 #: Upper bounds (ms) of the latency buckets kept per time bucket, for p50/p95 over any window.
 LATENCY_BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
-#: Per-call samples (time, peak memory, fuel, action, answered) kept per plugin version, newest
+#: Per-call samples (time, peak memory, fuel, action, answered, wall ms) per plugin version, newest
 #: first: enough for the per-action trajectory of the busiest actions.
 MAX_SAMPLES = 512
 LOGINS = "l"
@@ -98,10 +98,11 @@ class Pending:
             delta.add(sums, peaks or {})
 
     def sample(self, series: str, now: float, memory: int, fuel: int, action: str = "",
-               answered: bool = True) -> None:
+               answered: bool = True, wall_ms: float = 0.0) -> None:
         """Keep one call's figures; `answered` is false for a call that faulted (it stopped
         early, so its fuel is no baseline)."""
-        text = f"{now:.3f}:{memory}:{fuel}:{action.replace(':', '_')}:{int(answered)}"
+        text = (f"{now:.3f}:{memory}:{fuel}:{action.replace(':', '_')}:{int(answered)}:"
+                f"{wall_ms:.2f}")
         with self._lock:
             samples = self._samples[series]
             samples.append(text)
@@ -149,6 +150,7 @@ class Sample(NamedTuple):
     fuel: int
     action: str = ""
     answered: bool = True
+    wall_ms: float = 0.0
 
 
 def _parse_sample(text: str | bytes) -> Sample:
@@ -156,7 +158,8 @@ def _parse_sample(text: str | bytes) -> Sample:
         text = text.decode()
     parts = text.split(":")
     action, answered = (parts[3], parts[4] == "1") if len(parts) >= 5 else ("", True)
-    return Sample(float(parts[0]), int(parts[1]), int(parts[2]), action, answered)
+    wall_ms = float(parts[5]) if len(parts) >= 6 else 0.0
+    return Sample(float(parts[0]), int(parts[1]), int(parts[2]), action, answered, wall_ms)
 
 
 class MemoryStore:

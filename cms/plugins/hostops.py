@@ -316,7 +316,7 @@ def activity_add(call: CallContext, args: dict[str, Any]) -> Any:
         client = get_client(host.session, host.agency_id, _int_arg(args, "client_id"))
     except DomainError as exc:
         raise _domain(exc) from None
-    _check_record_ids(host, data, "data")
+    _check_record_ids(host, data, "data", {"client_id": client.id})
     entry = Activity(agency_id=host.agency_id, client_id=client.id, user_id=host.user_id,
                      kind=kind.value, body=text, data={**data, "plugin": host.plugin_id})
     host.session.add(entry)
@@ -329,11 +329,13 @@ def activity_add(call: CallContext, args: dict[str, Any]) -> Any:
 RECORD_KEYS = {"client_id": Client, "booking_id": Booking}
 
 
-def _check_record_ids(host: HostContext, values: dict[str, Any], where: str) -> None:
+def _check_record_ids(host: HostContext, values: dict[str, Any], where: str,
+                      known: dict[str, int] | None = None) -> None:
     """Raise HostOpError(not_found) unless every record id among `values` (RECORD_KEYS, at the
-    top level) names a record of the agent's agency; bad_args when one is not an id."""
+    top level) names a record of the agent's agency; bad_args when one is not an id. Ids in
+    `known` were resolved already (no query for them)."""
     for key, model in RECORD_KEYS.items():
-        if values.get(key) is None:
+        if values.get(key) is None or (known or {}).get(key) == values[key]:
             continue
         if not is_id(values[key]):
             raise HostOpError("bad_args", f"{where}.{key} must be a record id (1 to {MAX_ID})")

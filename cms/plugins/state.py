@@ -35,8 +35,6 @@ class VersionState:
     quarantine_reason: str | None = None
     #: Released with a gate override (the monitor watches it more tightly).
     gate_override: bool = False
-    #: The staging gate's (action, (fuel per call, peak memory)) pairs: its first baseline.
-    gate: tuple[tuple[str, tuple[float, float]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,7 @@ class PluginState:
                 elif row.version == install.version:
                     predecessor = install.previous_version
             found[key] = Lineage(predecessor if predecessor != row.version else None,
-                                 row.gate_override, MappingProxyType(dict(row.gate)), canary)
+                                 row.gate_override, canary)
         return found
 
     def serving(self, install: InstallState, user_id: int) -> VersionState | None:
@@ -138,26 +136,13 @@ def load_plugin_state(conn: Connection) -> PluginState:
              for n in (s.version, s.canary_version, s.previous_version) if n}
     ids = sorted({plugin_id for plugin_id, _ in named})
     versions = [VersionState(r.plugin_id, r.version, r.sha256, r.quarantined_at is not None,
-                             r.quarantine_reason, bool((r.gate_override or "").strip()),
-                             gate_figures(r.gate_report))
+                             r.quarantine_reason, bool((r.gate_override or "").strip()))
                 for r in conn.execute(select(v.c.plugin_id, v.c.version, v.c.sha256,
                                              v.c.quarantined_at, v.c.quarantine_reason,
-                                             v.c.gate_override, v.c.gate_report)
+                                             v.c.gate_override)
                                       .where(v.c.plugin_id.in_(ids)))
                 if (r.plugin_id, r.version) in named] if ids else []
     return PluginState.of(installs, versions)
-
-
-def gate_figures(report: Any) -> tuple[tuple[str, tuple[float, float]], ...]:
-    """(action, (fuel per call, peak memory)) from a staging gate report (() when it has none)."""
-    actions = report.get("actions") if isinstance(report, dict) else None
-    found: dict[str, tuple[float, float]] = {}
-    for action, figures in (actions or {}).items():
-        if isinstance(figures, dict):
-            fuel, memory = figures.get("fuel_p50"), figures.get("memory_peak_bytes")
-            if isinstance(fuel, (int, float)) and isinstance(memory, (int, float)):
-                found[str(action)] = (float(fuel), float(memory))
-    return tuple(sorted(found.items()))
 
 
 def plugin_state_of(extras: Mapping[str, Any] | None) -> PluginState | None:

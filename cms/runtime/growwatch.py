@@ -26,7 +26,7 @@ VERSION = 2
 REFUSED_EXPORT = "__cms_grow_refused"
 
 _MAGIC = b"\x00asm\x01\x00\x00\x00"
-_TYPE, _IMPORT, _FUNCTION, _TABLE, _GLOBAL, _EXPORT, _CODE = 1, 2, 3, 4, 6, 7, 10
+_TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _GLOBAL, _EXPORT, _CODE = 1, 2, 3, 4, 5, 6, 7, 10
 #: Where each known section sits in a module (custom sections, id 0, may sit anywhere).
 _ORDER = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
 _NUMTYPES = {0x7F, 0x7E, 0x7D, 0x7C, 0x7B}
@@ -36,6 +36,10 @@ _I32, _I64 = 0x7F, 0x7E
 
 class _Unsupported(Exception):
     """Something the decoder does not handle; the module is left as it was."""
+
+
+class ReservedName(ValueError):
+    """The module itself exports the grow-watch global's name: refused (abi_violation)."""
 
 
 def _uleb(data: bytes, pos: int) -> tuple[int, int]:
@@ -123,6 +127,7 @@ def _count_types(body: bytes) -> int:
 class _Imports:
     functions: int = 0
     globals: int = 0
+    memories: int = 0
     tables: list[int] | None = None  # element type of every imported table, in order
 
 
@@ -140,9 +145,12 @@ def _read_imports(body: bytes) -> _Imports:
             found.functions += 1
             pos = _skip_leb(body, pos)
         elif kind == 0x01:
+            if body[pos + 1] & 0x04:
+                raise _Unsupported("a 64-bit table")
             found.tables.append(body[pos])
             pos = _skip_limits(body, pos + 1)
         elif kind == 0x02:
+            found.memories += 1
             pos = _skip_limits(body, pos)
         elif kind == 0x03:
             found.globals += 1
@@ -158,6 +166,8 @@ def _table_types(body: bytes) -> list[int]:
     for _ in range(count):
         if body[pos] == 0x40:
             raise _Unsupported("a table with an initializer")
+        if body[pos + 1] & 0x04:
+            raise _Unsupported("a 64-bit table")
         types.append(body[pos])
         pos = _skip_limits(body, pos + 1)
     return types
@@ -182,9 +192,11 @@ def _append(body: bytes, items: list[bytes]) -> bytes:
 # ---- code ---------------------------------------------------------------------------------------
 
 _MEMARG = set(range(0x28, 0x3F))
+#: ref.func (0xD2), br_on_null (0xD5) and br_on_non_null (0xD6) take an index; ref.is_null
+#: (0xD1), ref.eq (0xD3) and ref.as_non_null (0xD4) none.
 _ONE_INDEX = {0x0C, 0x0D, 0x10, 0x12, 0x14, 0x15, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26,
-              0xD2, 0xD4, 0xD6, 0x07, 0x08, 0x09, 0x18}
-_NO_IMMEDIATE = ({0x00, 0x01, 0x05, 0x0A, 0x0B, 0x0F, 0x19, 0x1A, 0x1B, 0xD1, 0xD3, 0xD5}
+              0xD2, 0xD5, 0xD6, 0x07, 0x08, 0x09, 0x18}
+_NO_IMMEDIATE = ({0x00, 0x01, 0x05, 0x0A, 0x0B, 0x0F, 0x19, 0x1A, 0x1B, 0xD1, 0xD3, 0xD4}
                  | set(range(0x45, 0xC5)))
 _BLOCKS = {0x02, 0x03, 0x04, 0x06}
 #: 0xFC sub-opcodes and how many index immediates each takes (0-7: saturating truncations).
@@ -319,7 +331,8 @@ def _table_helper(table: int, refused_global: int) -> bytes:
 
 def instrument(wasm: bytes) -> bytes:
     """`wasm` with its grows watched (see the module docstring), or unchanged when it has none
-    or uses something the decoder does not handle."""
+    or uses something the decoder does not handle. Raises ReservedName when the module exports
+    the host's reserved global name itself."""
     try:
         return _instrument(wasm)
     except (_Unsupported, IndexError, KeyError, UnicodeDecodeError) as exc:
@@ -333,9 +346,12 @@ def _instrument(wasm: bytes) -> bytes:
     if _CODE not in by_id or _FUNCTION not in by_id or _TYPE not in by_id:
         return wasm
     if _EXPORT in by_id and REFUSED_EXPORT in _export_names(by_id[_EXPORT].body):
-        raise _Unsupported("the module already exports the grow-watch global")
+        # Its own global under the host's name would let it pass any fault off as memory_limit.
+        raise ReservedName(f"the module exports {REFUSED_EXPORT!r}, a name the host reserves")
     imports = _read_imports(by_id[_IMPORT].body) if _IMPORT in by_id else _Imports(tables=[])
     assert imports.tables is not None
+    if imports.memories == 0 and _MEMORY not in by_id:
+        return wasm  # no memory to grow (and the ABI check refuses such a module anyway)
     tables = imports.tables + (_table_types(by_id[_TABLE].body) if _TABLE in by_id else [])
     if any(t not in _REFTYPES for t in tables):
         raise _Unsupported("a table of typed references")

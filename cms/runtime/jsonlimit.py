@@ -13,8 +13,8 @@ MAX_DEPTH = 32
 #: The plugin API's params, the admin API's flags and rollouts: small objects.
 MAX_BYTES = 256 * 1024
 
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_BRACKETS = re.compile(rb"[\[\]{}]")
+#: One pass: a string (an unterminated one runs to the end, matched once), or a bracket.
+_TOKENS = re.compile(rb'"(?:[^"\\]+|\\.)*"?|[\[\]{}]')
 
 
 class JsonRefused(ValueError):
@@ -24,11 +24,12 @@ class JsonRefused(ValueError):
 def depth(raw: bytes) -> int:
     """The deepest nesting of arrays and objects in `raw` (brackets inside strings ignored)."""
     deepest = level = 0
-    for match in _BRACKETS.finditer(_STRINGS.sub(b'""', raw)):
-        if match.group() in (b"[", b"{"):
+    for match in _TOKENS.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
             level += 1
             deepest = max(deepest, level)
-        else:
+        elif token in (b"]", b"}"):
             level -= 1
     return deepest
 

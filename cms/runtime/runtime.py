@@ -16,6 +16,7 @@ import wasmtime
 from plugin_sdk import abi
 from plugin_sdk.abi import EnvelopeError, FaultKind
 
+from cms.runtime import growwatch
 from cms.runtime.artifacts import ArtifactStore
 from cms.runtime.engine import WASMTIME_VERSION, EngineHost, EngineSettings, wasmtime_version
 from cms.runtime.host import CallContext, HostFunctions, HostOps
@@ -68,6 +69,8 @@ class Runtime:
         except wasmtime.WasmtimeError as exc:
             raise PluginFault(FaultKind.ABI_VIOLATION, f"not a valid module for this host: "
                               f"{one_line(exc)}") from None
+        except growwatch.ReservedName as exc:
+            raise PluginFault(FaultKind.ABI_VIOLATION, str(exc)) from None
         check_module(wasmtime.Module.deserialize_file(engine, str(path)))
         return path
 
@@ -147,6 +150,8 @@ class Plugin:
         except wasmtime.WasmtimeError as exc:
             raise PluginFault(FaultKind.ABI_VIOLATION, f"not a valid module for this host: "
                               f"{one_line(exc)}") from None
+        except growwatch.ReservedName as exc:
+            raise PluginFault(FaultKind.ABI_VIOLATION, str(exc)) from None
         shape = check_module(module)
         if shape.min_memory_bytes > self.limits.memory_bytes:
             raise PluginFault(FaultKind.MEMORY_LIMIT,

@@ -111,6 +111,24 @@ def test_an_attacker_cannot_lock_an_agent_out(throttled_app: Flask) -> None:
     assert _from(throttled_app, "198.51.100.7").login(personas.agent_a).status_code == 302
 
 
+def test_an_agent_who_mistyped_once_waits_seconds_not_the_window(tmp_path: Path) -> None:
+    import time
+
+    app = next(build_app(make_settings(tmp_path, login_account_delay_after=4,
+                                       login_max_delay_seconds=2)))
+    personas = create_personas(app)
+    home = "198.51.100.9"
+    assert _fail(_from(app, home), personas.agent_a, 1) == [401]
+    for n in range(8):  # meanwhile an attacker keeps the account past its delay threshold
+        _fail(_from(app, f"203.0.113.{n}"), personas.agent_a, 1)
+    slowed = _from(app, home).login(personas.agent_a)
+    assert slowed.status_code == 429  # her address failed: the account's delay applies...
+    wait = int(slowed.headers["Retry-After"])
+    assert 1 <= wait <= 2  # ...but only the longest delay, counted from her own failure
+    time.sleep(wait)
+    assert _from(app, home).login(personas.agent_a).status_code == 302
+
+
 def test_one_address_spraying_accounts_is_slowed_not_blocked(throttled_app: Flask) -> None:
     personas = create_personas(throttled_app)
     office = "192.0.2.10"  # one NAT address for a whole office
@@ -149,8 +167,8 @@ def test_redis_counters_are_shared_between_app_instances(tmp_path: Path, redis_u
     _fail(Browser(app_one.test_client()), personas.agent_a, 2)
     assert Browser(app_two.test_client()).login(personas.agent_a).status_code == 429
     keys = redis.Redis.from_url(redis_url).keys("cms:login-throttle:*")
-    assert b"cms:login-throttle:pair:alice.agent|127.0.0.1" in keys
-    assert b"cms:login-throttle:account:alice.agent" in keys
+    assert b"cms:login-throttle:v2:pair:alice.agent|127.0.0.1" in keys
+    assert b"cms:login-throttle:v2:account:alice.agent" in keys
     with pytest.raises(StopIteration):
         next(first)
 
@@ -162,7 +180,7 @@ def test_redis_counter_expires_with_ttl(redis_url: str) -> None:
     key = [ThrottleKey("account:ttl", 1)]
     throttle.record_failure(key)
     assert 1 <= throttle.retry_after(key) <= 2
-    assert 1 <= client.ttl("cms:login-throttle:account:ttl") <= 2
+    assert 1 <= client.ttl("cms:login-throttle:v2:account:ttl") <= 2
 
 
 def test_unreachable_redis_falls_back_to_memory() -> None:

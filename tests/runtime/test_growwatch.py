@@ -92,9 +92,21 @@ def test_modules_without_grows_or_not_understood_are_left_as_they_were() -> None
     no_grow = wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "f")))')
     assert growwatch.instrument(no_grow) == no_grow
     assert growwatch.instrument(b"not wasm at all") == b"not wasm at all"
-    # Instrumenting twice would export the globals twice: the second pass leaves it alone.
-    once = growwatch.instrument(wasmtime.wat2wasm(BUSY))
-    assert growwatch.instrument(once) == once
+    table_only = wasmtime.wat2wasm('(module (table 1 funcref) (func (export "f") '
+                                   '(drop (table.grow (ref.null func) (i32.const 1)))))')
+    assert growwatch.instrument(table_only) == table_only  # no memory: nothing to add
+
+
+def test_a_module_exporting_the_reserved_name_itself_is_refused(runtime: Runtime) -> None:
+    """Its own global under that name would let it pass any fault off as memory_limit."""
+    extra = '(global $fake (export "__cms_grow_refused") (mut i64) (i64.const 1))'
+    wasm = guests.module(extra=extra)
+    with pytest.raises(growwatch.ReservedName):
+        growwatch.instrument(wasm)
+    with pytest.raises(PluginFault) as raised:
+        load(runtime, wasm)
+    assert raised.value.kind == FaultKind.ABI_VIOLATION
+    assert "exports '__cms_grow_refused', a name the host reserves" in raised.value.message
 
 
 def test_every_bundled_plugin_is_watched() -> None:
