@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 import pytest
@@ -41,7 +43,7 @@ POST_DATA = {
 
 
 def _sample_url(rule: Any) -> str:
-    return rule.rule.replace("<int:user_id>", "2").replace("<int:agency_id>", "2")
+    return re.sub(r"<(?:\w+:)?(?:user_id|agency_id|token_id)>", "2", rule.rule)
 
 
 @pytest.mark.parametrize("url", GET_URLS)

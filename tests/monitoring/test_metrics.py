@@ -101,7 +101,7 @@ def test_the_exposition_has_the_expected_names_and_bounded_labels(
     assert value(text, "cms_logins_total", outcome="failure") == 1
     assert value(text, "cms_logins_total", outcome="success") == 2  # the agent, then the admin
     # Routes are URL rules, never raw paths with ids in them.
-    assert value(text, "cms_http_requests_total", route="/clients/<int:client_id>", method="GET",
+    assert value(text, "cms_http_requests_total", route="/clients/<id:client_id>", method="GET",
                  status="200") == 1
     assert value(text, "cms_http_request_duration_seconds_count",
                  route="/api/plugins/<plugin_id>/actions/<action>", method="POST") >= 4
