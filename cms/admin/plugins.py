@@ -71,9 +71,13 @@ def plugins() -> View:
                 return redirect(url_for("admin.plugin_detail", plugin_id=row.plugin_id), code=303)
         else:
             status = 422
-    versions = {i.plugin_id: lifecycle.versions(db.session, i.plugin_id) for i in installs}
+    from cms.flags.service import list_flags
+
+    versions = {i.plugin_id: {r.version: r for r in lifecycle.versions(db.session, i.plugin_id)}
+                for i in installs}
+    switches = {f.key: f for f in list_flags(db.session) if f.key.startswith("plugin.")}
     return render_template("admin/plugins.html", installs=installs, versions=versions,
-                           form=form), status
+                           switches=switches, form=form), status
 
 
 def _render_detail(plugin_id: str, release: ReleaseForm | None = None,
@@ -81,8 +85,10 @@ def _render_detail(plugin_id: str, release: ReleaseForm | None = None,
     install = lifecycle.get_install(db.session, plugin_id)
     rows = lifecycle.versions(db.session, plugin_id)
     release = release or ReleaseForm(formdata=None)
+    # The current version cannot be released again: it is not offered.
     release.version.choices = [(r.version, f"{r.version} · gate {r.gate_status}"
-                                f"{' · quarantined' if r.quarantined_at else ''}") for r in rows]
+                                f"{' · quarantined' if r.quarantined_at else ''}") for r in rows
+                               if r.version != install.version]
     diffs = {r.version: lifecycle.new_capabilities(install, lifecycle.manifest_of(r)) for r in rows}
     return render_template("admin/plugin_detail.html", install=install, rows=rows, diffs=diffs,
                            release=release, reason_form=reason_form or ReasonForm(formdata=None),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from cms.admin.views import bp, show_field_errors
@@ -10,6 +10,7 @@ from cms.app_state import current_actor, state
 from cms.auth.access import admin_required
 from cms.errors import Conflict, ValidationFailed
 from cms.extensions import db
+from cms.ids import parse_id
 from cms.flags.forms import FlagForm, split_list
 from cms.flags.service import (
     FlagView,
@@ -29,12 +30,39 @@ def _applied_version() -> int | None:
     return None if snapshot is None else snapshot.version
 
 
+def applied(version: int) -> dict[str, object]:
+    """How many live workers (on every host, with Redis) run with config `version` or later."""
+    from cms import monitoring
+
+    monitor = monitoring.current()
+    if monitor is None:
+        mine = _applied_version()
+        done = mine is not None and mine >= version
+        return {"version": version, "applied": int(done), "workers": 1, "shared": False,
+                "done": done, "text": f"applied on {int(done)} of 1 worker (this one)"}
+    count, total, shared = monitor.workers_applied(version)
+    text = f"applied on {count} of {total} worker{'s' if total != 1 else ''}"
+    if not shared:
+        text += " (only this worker is seen: no Redis)"
+    return {"version": version, "applied": count, "workers": total, "shared": shared,
+            "done": total > 0 and count >= total, "text": text}
+
+
+@bp.route("/flags/applied.json")
+@admin_required
+def flags_applied() -> Response:
+    """For the flag pages' live "applied on N of M workers" (static/js/app.js polls it)."""
+    version = parse_id(request.args.get("version"), "version") or config_version(db.session)
+    return jsonify(applied(version))
+
+
 @bp.route("/flags")
 @admin_required
 def flags() -> View:
+    version = config_version(db.session)
     return render_template(
-        "admin/flags.html", flags=list_flags(db.session), db_version=config_version(db.session),
-        applied_version=_applied_version(),
+        "admin/flags.html", flags=list_flags(db.session), db_version=version,
+        applied=applied(version),
     )
 
 
@@ -51,7 +79,7 @@ def _render(flag: FlagView, form: FlagForm, status: int = 200, error: str | None
     return render_template(
         "admin/flag_detail.html", flag=flag, form=form, error=error,
         history=flag_history(db.session, flag.key), db_version=config_version(db.session),
-        applied_version=_applied_version(),
+        applied=applied(config_version(db.session)),
     ), status
 
 

@@ -118,6 +118,7 @@ def init_app(app: Flask) -> None:
         return state.lineage() if state is not None else {}
 
     monitor = Monitor(settings.monitoring, app.extensions["cms"].redis, settings.smtp_url,
-                      settings.mail_from, tick_in_app, flags.changed, lineage)
+                      settings.mail_from, tick_in_app, flags.changed, lineage,
+                      lambda: flags.version)
     app.extensions["monitoring"] = monitor
     views.init_app(app)

@@ -53,8 +53,12 @@ class Monitor:
                  smtp_url: str | None = None, mail_from: str = "noreply@cms.local",
                  tick_in_app: Callable[[], None] | None = None,
                  on_config_change: Callable[[int], None] | None = None,
-                 lineage: Callable[[], Mapping[tuple[str, str], Lineage]] | None = None) -> None:
+                 lineage: Callable[[], Mapping[tuple[str, str], Lineage]] | None = None,
+                 applied_version: Callable[[], int | None] | None = None) -> None:
         self.settings = settings
+        #: The config version this worker's flags and plugin state were built from.
+        self.applied_version = applied_version
+        self._reported_version: int | None = None
         #: The versions in rollout: what each replaced, gate overrides, gate figures.
         self.lineage = lineage
         #: Announces a new config version (after a quarantine) to every worker.
@@ -175,7 +179,10 @@ class Monitor:
         alerts. Returns the findings it evaluated ([] when another worker leads)."""
         wall = time.time()
         self.ensure_plugin_series()
-        self.sample_worker(wall)
+        # A new config version applied here is reported at once (the admin page counts the
+        # workers that have it), not at the next sample.
+        applied = self.applied_version() if self.applied_version is not None else None
+        self.sample_worker(wall, force=applied != self._reported_version)
         self.flush(wall)
         if lead is None:
             lead = self.store.try_lead(self.settings.interval_s * 0.9)
@@ -222,9 +229,12 @@ class Monitor:
             self.metrics.worker_cpu.inc(used)
         self.pending.add(series.worker_series(worker_id), wall, {"cpu": used},
                          {"rss_max": rss, "rss_min": rss})
+        applied = self.applied_version() if self.applied_version is not None else None
+        self._reported_version = applied
         self.store.put_worker(worker_id, {"pid": pid, "host": self.hostname, "rss": rss,
                                           "cpu_seconds": cpu, "cpu_ratio": ratio,
-                                          "started": started, "last_seen": wall})
+                                          "started": started, "last_seen": wall,
+                                          "config_version": applied})
 
     def evaluate(self, wall: float) -> list[Finding]:
         """Every detector over the shared series; pure reads."""
@@ -310,6 +320,16 @@ class Monitor:
         data = self.store.read(names, wall - s.window_s, wall)
         return self._canary_check(plugin_id, canary, current, int((wall - s.window_s) // s.bucket_s),
                                   data, self.store.samples(names[0]))
+
+    def workers_applied(self, version: int, wall: float | None = None) -> tuple[int, int, bool]:
+        """(live workers that applied config `version` or later, live workers, whether the
+        count covers every host: False without Redis, when only this worker is seen)."""
+        wall = wall or time.time()
+        self.sample_worker(wall, force=True)
+        live = [info for info in self.store.workers(wall).values()
+                if info.get("last_seen", 0) >= wall - max(30.0, 3 * self.settings.worker_sample_s)]
+        applied = sum(1 for info in live if (info.get("config_version") or 0) >= version)
+        return applied, len(live), self.store.backend == "redis"
 
     def calls_of(self, plugin_id: str, version: str, wall: float | None = None) -> int:
         """Calls of a version over the whole retention, across workers."""

@@ -132,3 +132,43 @@
       .catch(function () { form.removeAttribute("aria-busy"); form.submit(); });
   });
 })();
+
+// Live status under the CSP: an element with data-poll="URL" shows the "text" of the JSON at
+// URL, fetched every second until it answers "done" (at most a minute): the flag pages'
+// "applied on N of M workers". An element with data-refresh="ms" is replaced every ms by the
+// same element of a fresh copy of the page (the health page), without a full reload, and not
+// while the tab is hidden.
+(function () {
+  function poll(el, left) {
+    if (el.getAttribute("data-poll-done") === "true" || left <= 0) return;
+    setTimeout(function () {
+      fetch(el.getAttribute("data-poll"), {headers: {"Accept": "application/json"}, credentials: "same-origin"})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (body) {
+          if (!body) return;
+          el.textContent = body.text;
+          el.setAttribute("data-poll-done", body.done ? "true" : "false");
+          poll(el, left - 1);
+        })
+        .catch(function () { poll(el, left - 1); });
+    }, 1000);
+  }
+  function refresh(el) {
+    var every = parseInt(el.getAttribute("data-refresh"), 10) || 5000;
+    setInterval(function () {
+      if (document.hidden) return;
+      fetch(window.location.href, {credentials: "same-origin", headers: {"X-Refresh": "1"}})
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(el.id);
+          if (fresh) { el.innerHTML = fresh.innerHTML; el.setAttribute("data-refreshed", String(Date.now())); }
+        })
+        .catch(function () {});
+    }, every);
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-poll]").forEach(function (el) { poll(el, 60); });
+    document.querySelectorAll("[data-refresh][id]").forEach(refresh);
+  });
+})();
