@@ -49,9 +49,9 @@ def test_health_refreshes_itself_and_a_kill_switch_shows_where_it_is_applied(
     assert page.console_errors == []  # nothing the CSP refused
 
     page.goto(f"{live_server}/admin/flags/plugin.terminal")
-    page.check("input[name=state][value=off]")
-    page.fill("[name=reason]", "Terminal misbehaving, off while we look")
-    page.check("input[name=confirm_off]")
+    page.check("form.flag-form input[name=state][value=off]")
+    page.fill("form.flag-form [name=reason]", "Terminal misbehaving, off while we look")
+    page.check("form.flag-form input[name=confirm_off]")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("form.flag-form button[type=submit]")
     page.wait_for_load_state()
@@ -74,3 +74,31 @@ def test_health_refreshes_itself_and_a_kill_switch_shows_where_it_is_applied(
     assert page.locator("#no-rollback").is_visible()
     assert page.locator("select[name=version] option").count() == 0  # only the current one
     assert page.locator("[data-nothing-to-release]").is_visible()
+
+
+def test_a_kill_switch_is_one_action_from_the_flags_list_checked_before_the_dialog(
+        app: Flask, personas: Personas, live_server: str, page: Any) -> None:
+    admin_login(page, live_server, personas)
+    page.goto(f"{live_server}/admin/flags")
+    row = page.locator("tr[data-flag='plugin.mail']")
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    row.locator("button:has-text('Turn off')").click()
+    # No reason: the browser says so, and no confirmation was asked for yet.
+    assert dialogs == [] and page.url == f"{live_server}/admin/flags"
+    assert row.locator("input[name=reason]").evaluate("el => !el.validity.valid")
+    row.locator("input[name=reason]").fill("Mail relay down: mail off for now")
+    row.locator("button:has-text('Turn off')").click()
+    page.wait_for_url(f"{live_server}/admin/flags/plugin.mail")
+    assert dialogs == ["Turn plugin.mail off for every agent at once?"]
+    assert page.locator("[data-flag-state]").text_content().strip() == "Off"
+    # At the top of the flag page: the same switch, now to turn it back on.
+    top = page.locator(".kill-switch-top")
+    assert top.locator("button").text_content().strip() == "Turn back on"
+    with app.app_context():
+        from cms.extensions import db
+        from cms.flags.service import get_flag
+
+        flag = get_flag(db.session, "plugin.mail")
+        assert flag.enabled is False and flag.rollout_percent == 100
+        assert flag.targeting == {"agents": [], "agencies": [], "roles": []}

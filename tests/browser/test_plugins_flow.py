@@ -143,9 +143,9 @@ def test_an_admin_turns_a_plugin_off_and_the_agent_stops_seeing_it(
     admin.click("button[type=submit]")
     admin.wait_for_url(f"{live_server}/")
     admin.goto(f"{live_server}/admin/flags/plugin.terminal")
-    admin.check("input[name=state][value=off]")
-    admin.fill("[name=reason]", "Terminal misbehaving, off while we look")
-    admin.check("input[name=confirm_off]")
+    admin.check("form.flag-form input[name=state][value=off]")
+    admin.fill("form.flag-form [name=reason]", "Terminal misbehaving, off while we look")
+    admin.check("form.flag-form input[name=confirm_off]")
     admin.once("dialog", lambda dialog: dialog.accept())  # the kill-switch confirmation
     admin.click("form.flag-form button[type=submit]")
     admin.wait_for_load_state()

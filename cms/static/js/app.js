@@ -32,7 +32,9 @@
     }
     rows.forEach(function (row, i) {
       row.addEventListener("click", function (event) {
-        if (event.target.tagName !== "A") { window.location = row.getAttribute("data-href"); }
+        // A link, or a control of a form in the row (the flags list's kill switch), acts itself.
+        if (event.target.closest("a, form, button, input, select, textarea, label")) { return; }
+        window.location = row.getAttribute("data-href");
       });
       row.style.cursor = "pointer";
     });
@@ -49,9 +51,18 @@
   });
 
   // Forms with data-confirm ask before submitting (dangerous admin actions).
+  // The form is checked first: a missing reason is said before the dialog, not after it.
   document.addEventListener("submit", function (event) {
-    var message = event.target.getAttribute("data-confirm");
-    if (message && !window.confirm(message)) { event.preventDefault(); }
+    var form = event.target;
+    var message = form.getAttribute("data-confirm");
+    if (!message) { return; }
+    form.querySelectorAll("[data-required-when]").forEach(function (el) {
+      var rule = el.getAttribute("data-required-when").split("=");
+      var chosen = form.querySelector("[name='" + rule[0] + "']:checked");
+      el.required = !!chosen && chosen.value === rule[1];
+    });
+    if (!form.checkValidity()) { event.preventDefault(); form.reportValidity(); return; }
+    if (!window.confirm(message)) { event.preventDefault(); }
   });
 
   // "Add row" buttons clone the last row of a repeating fieldset and renumber its fields.
