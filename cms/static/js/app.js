@@ -183,3 +183,13 @@
     document.querySelectorAll("[data-refresh][id]").forEach(refresh);
   });
 })();
+
+// The top bar's menu button (narrow screens): opens and closes the menu, says which it is.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest("[data-menu-toggle]");
+  if (!button) { return; }
+  var bar = button.closest(".topbar");
+  var open = !bar.classList.contains("menu-open");
+  bar.classList.toggle("menu-open", open);
+  button.setAttribute("aria-expanded", open ? "true" : "false");
+});
