@@ -87,3 +87,27 @@ def test_on_a_wide_screen_the_menu_sits_in_the_bar(app: Flask, personas: Persona
     assert not page.locator("[data-menu-toggle]").is_visible()
     assert page.locator("#topbar-menu >> text=Log out").is_visible()
     assert page.locator(".topnav >> text=Clients").is_visible()
+
+
+def test_dark_theme_skip_link_and_announced_plugin_results(app: Flask, personas: Personas,
+                                                           live_server: str, page: Any) -> None:
+    page.emulate_media(color_scheme="dark")
+    _log_in(page, live_server, personas.agent_a, personas.password)
+    background = page.evaluate("() => getComputedStyle(document.documentElement).backgroundColor")
+    assert background == "rgb(15, 20, 32)", background  # the dark --bg
+    ink = page.evaluate("() => getComputedStyle(document.querySelector('main h1, main h2')).color")
+    assert ink == "rgb(228, 232, 239)", ink
+    page.screenshot(path=str(SCREENSHOTS / "dark-dashboard.png"), full_page=True)
+    field = page.evaluate("() => getComputedStyle(document.querySelector('main input[type=search]')).backgroundColor")
+    assert field == "rgb(27, 35, 51)", field  # a dark field, so its light text reads
+    # From the top of the page, the first Tab reaches the skip link; following it moves focus
+    # to the content.
+    page.goto(f"{live_server}/outbox")  # a page that focuses nothing itself (the dashboard's search does)
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.className") == "skip-link"
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "main"
+    # Plugin panels announce their results to screen readers.
+    assert page.locator("[data-panel-body]").first.get_attribute("aria-live") == "polite"
+    page.emulate_media(color_scheme="light")
+    assert page.evaluate("() => getComputedStyle(document.documentElement).backgroundColor") == "rgb(245, 246, 248)"
