@@ -39,7 +39,14 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-install-dev: $(VENV)/.installed-dev system-deps
+# axe-core (pinned, from the npm registry) checks the pages' accessibility in the browser tests.
+AXE_VERSION := 4.10.3
+AXE := .cache/axe/node_modules/axe-core/axe.min.js
+$(AXE):
+	@command -v npm >/dev/null 2>&1 || { echo "npm (Node.js) is needed for axe-core: apt-get install nodejs npm" >&2; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix .cache/axe axe-core@$(AXE_VERSION) >/dev/null
+
+install-dev: $(VENV)/.installed-dev system-deps $(AXE)
 
 migrate: install
 	$(FLASK) db upgrade

@@ -193,3 +193,19 @@ document.addEventListener("click", function (event) {
   bar.classList.toggle("menu-open", open);
   button.setAttribute("aria-expanded", open ? "true" : "false");
 });
+
+// A card whose content scrolls sideways (a wide table on a phone) can be scrolled from the
+// keyboard: it takes focus when, and only when, it overflows.
+(function () {
+  function mark() {
+    document.querySelectorAll(".card, .table-scroll").forEach(function (el) {
+      if (el.scrollWidth > el.clientWidth + 1) {
+        if (!el.hasAttribute("tabindex")) { el.setAttribute("tabindex", "0"); el.setAttribute("data-scrolls", ""); }
+      } else if (el.hasAttribute("data-scrolls")) {
+        el.removeAttribute("tabindex"); el.removeAttribute("data-scrolls");
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", mark);
+  window.addEventListener("resize", mark);
+})();
