@@ -39,6 +39,9 @@ def new_booking(client_id: int) -> Response | str | tuple[str, int]:
     client = get_client(db.session, actor.agency_id, client_id)
     form = NewBookingForm()
     if request.method == "GET":
+        # The client the booking is for is usually its first passenger.
+        first = form.passengers.entries[0].form
+        first.first_name.data, first.last_name.data = client.first_name, client.last_name
         return render_template(FORM_TEMPLATE, form=form, client=client, booking=None)
     if form.validate():
         try:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from cms.errors import DomainError
 from cms.paging import PageMath
 from cms.models import (
+    Activity,
     Booking,
     BookingStatus,
     Client,
@@ -30,6 +31,10 @@ from cms.models import (
 
 QUERY_MAX = 100
 PER_PAGE = 25
+#: The list's orders: by name (the default), by latest activity, by next departure.
+SORTS = ("name", "activity", "departure")
+#: "Departing within N days" filters at most a year ahead.
+MAX_DEPARTING_DAYS = 366
 PHONE_MIN_DIGITS = 3
 _LOCATOR_LIKE = re.compile(r"^[A-Za-z0-9]{6}$")
 _SURROGATES = range(0xD800, 0xE000)
@@ -61,6 +66,8 @@ class SearchPage(PageMath):
     page: int
     per_page: int
     total: int
+    sort: str = "name"
+    departing: int | None = None
 
 
 def prefix_upper(prefix: str) -> str:
@@ -116,15 +123,41 @@ def match_condition(agency_id: int | None, query: str) -> ColumnElement[bool] | 
     return or_(*(and_(Client.agency_id == agency_id, arm) for arm in arms))
 
 
-def search_statement(agency_id: int | None, query: str) -> Select[Client] | None:
-    """The ordered SELECT for `query` (all the agency's clients for a blank one), or None."""
+def _next_departure(today: date) -> Any:
+    """Correlated: the client's next departure on a booking that is not cancelled."""
+    return (select(func.min(Segment.departure_date))
+            .join(Booking, Booking.id == Segment.booking_id)
+            .where(Booking.client_id == Client.id, Booking.status != BookingStatus.CANCELLED.value,
+                   Segment.departure_date >= today)
+            .correlate(Client).scalar_subquery())
+
+
+def search_statement(agency_id: int | None, query: str, sort: str = "name",
+                     departing: int | None = None,
+                     today: date | None = None) -> Select[Client] | None:
+    """The ordered SELECT for `query` (all the agency's clients for a blank one), or None.
+
+    `sort`: "name", "activity" (latest timeline entry first) or "departure" (soonest first;
+    clients with none last). `departing`: only clients with a departure in the next N days."""
     if not query.strip():
         condition: ColumnElement[bool] | None = Client.agency_id == agency_id
     else:
         condition = match_condition(agency_id, query)
     if condition is None:
         return None
-    return select(Client).where(condition).order_by(Client.last_first_key, Client.id)
+    stmt = select(Client).where(condition)
+    if departing is not None or sort == "departure":
+        day = today or date.today()
+        upcoming = _next_departure(day)
+        if departing is not None:
+            stmt = stmt.where(upcoming <= date.fromordinal(day.toordinal() + departing))
+        if sort == "departure":
+            return stmt.order_by(upcoming.is_(None), upcoming, Client.last_first_key, Client.id)
+    if sort == "activity":
+        latest = (select(func.max(Activity.created_at)).where(Activity.client_id == Client.id)
+                  .correlate(Client).scalar_subquery())
+        return stmt.order_by(latest.is_(None), latest.desc(), Client.last_first_key, Client.id)
+    return stmt.order_by(Client.last_first_key, Client.id)
 
 
 def search_clients(
@@ -134,22 +167,30 @@ def search_clients(
     page: int,
     today: date,
     per_page: int = PER_PAGE,
+    sort: str = "name",
+    departing: int | None = None,
 ) -> SearchPage:
-    """Return page `page` of the agency's clients matching `query`, alphabetically.
+    """Return page `page` of the agency's clients matching `query`, in `sort` order, only
+    those departing within `departing` days when given.
 
-    Raises SearchRejected when the query is longer than QUERY_MAX characters.
+    Raises SearchRejected when the query is longer than QUERY_MAX characters, the sort is
+    unknown, or `departing` is not 0 to MAX_DEPARTING_DAYS.
     """
     if len(query) > QUERY_MAX:
         raise SearchRejected(f"A search can have at most {QUERY_MAX} characters.")
-    stmt = search_statement(agency_id, query)
+    if sort not in SORTS:
+        raise SearchRejected(f"Sort by {', '.join(SORTS)}.")
+    if departing is not None and not 0 <= departing <= MAX_DEPARTING_DAYS:
+        raise SearchRejected(f"Departing within 0 to {MAX_DEPARTING_DAYS} days.")
+    stmt = search_statement(agency_id, query, sort, departing, today)
     if stmt is None:
-        return SearchPage(query, [], 1, per_page, 0)
+        return SearchPage(query, [], 1, per_page, 0, sort, departing)
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     page = max(1, min(page, math.ceil(total / per_page) or 1))
     clients = list(session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))
     stats = booking_stats(session, agency_id, [c.id for c in clients], today)
     rows = [ClientRow(c, *stats.get(c.id, (0, None))) for c in clients]
-    return SearchPage(query, rows, page, per_page, total)
+    return SearchPage(query, rows, page, per_page, total, sort, departing)
 
 
 def booking_stats(

@@ -55,9 +55,16 @@ def dashboard() -> str:
 def search() -> str | tuple[str, int]:
     query = request.args.get("q", "")
     page_number = request.args.get("page", 1, type=int)
+    sort = request.args.get("sort") or "name"
+    raw_days = request.args.get("departing", "").strip()
+    try:
+        departing = int(raw_days) if raw_days else None
+    except ValueError:
+        departing = -1  # refused below with the message
     try:
         results = search_clients(
-            db.session, current_actor().agency_id, query, page_number, utcnow().date()
+            db.session, current_actor().agency_id, query, page_number, utcnow().date(),
+            sort=sort, departing=departing,
         )
     except SearchRejected as error:
         if wants_json():

@@ -56,6 +56,15 @@ def _create(alice: Browser, client_id: int, **form: Any) -> Any:
 def test_new_form_renders_rows_and_add_buttons(alice: Browser, alpha_client: int) -> None:
     page = alice.get(f"/clients/{alpha_client}/bookings/new").get_data(as_text=True)
     assert "New booking for Zoë Quinterro" in page
+    # The client is the first passenger, prefilled; the second row stays empty.
+    def value_of(name: str) -> str | None:
+        tag = re.search(rf'<input[^>]*name="{name}"[^>]*>', page)
+        found = re.search(r'value="([^"]*)"', tag.group(0)) if tag else None
+        return found.group(1) if found else None
+
+    assert (value_of("passengers-0-first_name"), value_of("passengers-0-last_name")) == (
+        "Zoë", "Quinterro")
+    assert value_of("passengers-1-first_name") in ("", None)
     assert page.count('name="passengers-1-first_name"') == 1 and "passengers-2-" not in page
     assert page.count('name="segments-2-carrier"') == 1 and "segments-3-" not in page
     assert 'data-add-row="passenger-rows"' in page and 'data-add-row="segment-rows"' in page

@@ -143,3 +143,36 @@ def test_rows_carry_booking_count_and_next_departure(world: World) -> None:
 def test_prefix_upper_is_the_next_string_after_the_prefix(prefix: str, upper: str) -> None:
     assert prefix_upper(prefix) == upper
     assert prefix < upper and not (prefix + "\U0010ffff" * 3 >= upper)
+
+
+def test_the_list_sorts_by_last_activity_and_next_departure_and_filters_departures(
+        people: World) -> None:
+    from datetime import datetime, timezone
+
+    from cms.models import Activity
+
+    s = people.session
+    by_name = {row.client.first_name: row.client for row in
+               search_clients(s, people.alpha.id, "", 1, TODAY).rows}
+    zoe, jose, anna = by_name["Zoë"], by_name["José"], by_name["Anna"]
+    factories.make_booking(s, anna, departure=TODAY + timedelta(days=3))
+    factories.make_booking(s, jose, departure=TODAY + timedelta(days=20))
+    factories.make_booking(s, zoe, departure=TODAY + timedelta(days=1), status="cancelled")
+    factories.make_booking(s, zoe, departure=TODAY - timedelta(days=5))  # already gone
+    for client, day in ((jose, 2), (zoe, 9)):
+        s.add(Activity(agency_id=people.alpha.id, client_id=client.id, kind="note", body="x",
+                       created_at=datetime(2030, 5, day, tzinfo=timezone.utc)))
+    s.commit()
+
+    def names(**kwargs: object) -> list[str]:
+        page = search_clients(s, people.alpha.id, "", 1, TODAY, **kwargs)  # type: ignore[arg-type]
+        return [row.client.first_name for row in page.rows]
+
+    assert names(sort="activity") == ["Zoë", "José", "Anna"]  # latest first, none last
+    assert names(sort="departure") == ["Anna", "José", "Zoë"]  # a cancelled trip does not count
+    assert names(departing=7) == ["Anna"]
+    assert names(departing=30, sort="departure") == ["Anna", "José"]
+    assert names(departing=0) == []
+    for bad in ({"sort": "salary"}, {"departing": -1}, {"departing": 400}):
+        with pytest.raises(SearchRejected):
+            names(**bad)

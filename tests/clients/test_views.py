@@ -258,3 +258,13 @@ def as_user_page(app: Flask, username: str) -> str:
     b = Browser(app.test_client())
     b.login(username)
     return b.get("/").get_data(as_text=True)
+
+
+def test_the_client_list_offers_sort_and_departure_filter(as_user: Any) -> None:
+    agent = as_user("alice.agent")
+    page = agent.get("/clients?q=&sort=departure&departing=7").get_data(as_text=True)
+    assert '<option value="departure" selected>Next departure</option>' in page
+    assert '<option value="7" selected>7 days</option>' in page
+    for bad in ("sort=salary", "departing=-3", "departing=soon", "departing=999"):
+        answer = agent.get(f"/clients?{bad}")
+        assert answer.status_code == 400, bad
