@@ -153,3 +153,7 @@ def _register_template_helpers(app: Flask) -> None:
     @app.template_filter("date")
     def _format_date(value: Any) -> str:
         return value.strftime("%a %d %b %Y") if value else ""
+
+    from cms.phones import readable_phone
+
+    app.add_template_filter(readable_phone, "phone")
