@@ -181,7 +181,9 @@ def panel(plugin_id: str, slot: str) -> Any:
         return render_template("plugins/_panel_body.html", panel=view, slot=slot,
                                client_id=client_id), status
     return render_template("plugins/result.html", panel=view, slot=slot, client_id=client_id,
-                           back=request.referrer), status
+                           back=back_link(request.referrer, request.host_url,
+                                          url_for("clients.view_client", client_id=client_id)
+                                          if client_id else url_for("clients.dashboard"))), status
 
 
 @bp.get("/outbox")

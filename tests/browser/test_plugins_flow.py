@@ -99,6 +99,10 @@ def test_softphone_and_mail_from_the_client_page(app: Flask, personas: Personas,
     assert phone.locator("a[href^='tel:+442079460001']").count() == 1
     phone.get_by_role("button", name="Call").click()
     phone.get_by_role("button", name="Hang up").wait_for()
+    # One call state everywhere: the top bar's softphone shows the same call at once.
+    toolbar = page.locator("header [data-plugin=softphone]")
+    toolbar.get_by_role("button", name="Hang up").wait_for()
+    assert toolbar.get_attribute("data-refreshed") == "1"
     phone.get_by_role("button", name="Hang up").click()
     phone.locator("select[name=disposition]").wait_for()
     phone.locator("select[name=disposition]").select_option("booked")

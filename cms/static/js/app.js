@@ -121,6 +121,22 @@
   }
   document.addEventListener("DOMContentLoaded", function () { loadDeferred(document); });
 
+  // One state everywhere: after an action in one panel of a plugin, its other panels on the
+  // page (the softphone's top-bar call and its client-page panel) are fetched again.
+  function refreshSiblings(panel) {
+    if (!panel || !window.fetch) { return; }
+    var id = panel.getAttribute("data-plugin");
+    document.querySelectorAll(".plugin-panel[data-panel-url]").forEach(function (other) {
+      if (other === panel || other.getAttribute("data-plugin") !== id) { return; }
+      var body = other.querySelector("[data-panel-body]");
+      fetch(other.getAttribute("data-panel-url"), { credentials: "same-origin",
+                                                   headers: { "X-Partial": "1", "Accept": "text/html" } })
+        .then(function (response) { return response.text(); })
+        .then(function (html) { if (body) { fillPanel(body, html); other.setAttribute("data-refreshed", "1"); } })
+        .catch(function () {});
+    });
+  }
+
   // Plugin forms update their own panel in place (the server answers the panel's HTML, made
   // from the plugin's UI blocks and escaped by the server). Without script they post normally.
   document.addEventListener("submit", function (event) {
@@ -139,6 +155,7 @@
         fillPanel(body, html);
         var focus = body.querySelector("input:not([type=hidden]), textarea, select");
         if (focus) { focus.focus(); }
+        refreshSiblings(body.closest(".plugin-panel"));
       })
       .catch(function () { form.removeAttribute("aria-busy"); form.submit(); });
   });
