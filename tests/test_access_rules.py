@@ -62,7 +62,14 @@ def world(app: Flask, personas: Personas) -> dict[str, Any]:
         from cms.auth.tokens import create_token
 
         token, _ = create_token(db.session, Actor(None, "tests", None), personas.admin)
+        from cms.models import Activity
+
+        note = Activity(agency_id=alpha.id, client_id=client.id, user_id=alice.id, kind="note",
+                        body="a note of agency A")
+        db.session.add(note)
+        db.session.commit()
         return {
+            "note_id": note.id,
             "token_id": token.id,
             "client_id": client.id,
             "booking_id": booking.id,

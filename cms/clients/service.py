@@ -6,6 +6,7 @@ Each change commits together with its audit event and an entry on the client's t
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -132,6 +133,32 @@ def update_client(
         session.rollback()
         raise Conflict(STALE_MESSAGE) from None
     return client, list(after)
+
+
+#: How long after adding it an agent can take a note back.
+NOTE_UNDO_SECONDS = 120
+
+
+def undo_note(session: Session, actor: Actor, client_id: int, note_id: int,
+              now: datetime) -> None:
+    """Take back a note the agent added in the last NOTE_UNDO_SECONDS, and commit (audited).
+
+    Raises NotFound (no such note of this client, in the agent's agency, by this agent) or
+    Conflict (too late: it stays on the timeline)."""
+    client = get_client(session, actor.agency_id, client_id)
+    note = session.get(Activity, note_id)
+    if (note is None or note.client_id != client.id or note.kind != ActivityKind.NOTE.value
+            or note.user_id != actor.user_id):
+        raise NotFound("There is no such note of yours to undo.")
+    created = note.created_at if note.created_at.tzinfo else note.created_at.replace(tzinfo=timezone.utc)
+    if (now - created).total_seconds() > NOTE_UNDO_SECONDS:
+        raise Conflict(f"A note can be undone for {NOTE_UNDO_SECONDS // 60} minutes after it "
+                       "was added; this one stays on the timeline.")
+    record_event(session, actor, "client.note.undo", target_type="client", target_id=client.id,
+                 target_label=client.full_name, agency_id=client.agency_id,
+                 before={"note": note.body[:500]}, after=None)
+    session.delete(note)
+    session.commit()
 
 
 def add_note(session: Session, actor: Actor, client_id: int, body: str) -> Activity:

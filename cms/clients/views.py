@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (Blueprint, current_app, flash, redirect, render_template, request, session,
+                   url_for)
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
@@ -95,7 +96,10 @@ def new_client() -> Response | str | tuple[str, int]:
 @login_required
 def view_client(client_id: int) -> str:
     page = pages.open_client(db.session, current_actor(), client_id)
-    return render_template("clients/view.html", page=page, note_form=NoteForm(formdata=None))
+    pending = session.pop("undo_note", None)  # offered once, right after adding
+    undo = pending[1] if isinstance(pending, list) and len(pending) == 2 and pending[0] == client_id else None
+    return render_template("clients/view.html", page=page, note_form=NoteForm(formdata=None),
+                           undo_note=undo)
 
 
 @bp.route("/clients/<id:client_id>/edit", methods=["GET", "POST"])
@@ -124,14 +128,23 @@ def edit_client(client_id: int) -> Response | str | tuple[str, int]:
     return _rejected(form, 422, client=client)
 
 
+@bp.route("/clients/<id:client_id>/notes/<id:note_id>/undo", methods=["POST"])
+@login_required
+def undo_note(client_id: int, note_id: int) -> Response:
+    service.undo_note(db.session, current_actor(), client_id, note_id, utcnow())
+    flash("Note removed.", "success")
+    return redirect(url_for("clients.view_client", client_id=client_id, _anchor="timeline"), code=303)
+
+
 @bp.route("/clients/<id:client_id>/notes", methods=["POST"])
 @login_required
 def add_note(client_id: int) -> Response | tuple[str, int]:
     actor = current_actor()
     form = NoteForm()
     if form.validate():
-        service.add_note(db.session, actor, client_id, form.body.data or "")
+        note = service.add_note(db.session, actor, client_id, form.body.data or "")
         flash("Note added.", "success")
+        session["undo_note"] = [client_id, note.id]  # the client page offers "Undo" once
         return redirect(url_for("clients.view_client", client_id=client_id, _anchor="timeline"), code=303)
     # Unknown or foreign client: 404 before any form error is shown.
     page = pages.client_page(db.session, actor.agency_id, client_id)

@@ -268,3 +268,42 @@ def test_the_client_list_offers_sort_and_departure_filter(as_user: Any) -> None:
     for bad in ("sort=salary", "departing=-3", "departing=soon", "departing=999"):
         answer = agent.get(f"/clients?{bad}")
         assert answer.status_code == 400, bad
+
+
+def test_a_note_can_be_undone_once_right_after_by_its_author(app: Flask, alice: Browser,
+                                                              as_user: Any) -> None:
+    from datetime import timedelta
+
+    from cms.models import Activity
+
+    client_id = int(alice.post("/clients/new", {"first_name": "Nia", "last_name": "Undo"})
+                    .headers["Location"].rsplit("/", 1)[1])
+    token = alice.csrf(f"/clients/{client_id}")
+    alice.client.post(f"/clients/{client_id}/notes", data={"csrf_token": token, "body": "Oops"})
+    page = alice.get(f"/clients/{client_id}").get_data(as_text=True)
+    assert "data-undo-note" in page and "Oops" in page
+    assert "data-undo-note" not in alice.get(f"/clients/{client_id}").get_data(as_text=True)  # once
+    with app.app_context():
+        note = db.session.scalar(db.select(Activity).where(Activity.body == "Oops"))
+        note_id = note.id
+    # Someone else cannot take it back; neither can its author once the time is over.
+    bob = as_user("bob.agent")
+    bob_token = bob.csrf("/clients")
+    assert bob.client.post(f"/clients/{client_id}/notes/{note_id}/undo",
+                           data={"csrf_token": bob_token}).status_code == 404
+    undone = alice.client.post(f"/clients/{client_id}/notes/{note_id}/undo", data={"csrf_token": token})
+    assert undone.status_code == 303
+    with app.app_context():
+        assert db.session.get(Activity, note_id) is None
+        from cms.models import AuditEvent
+
+        assert db.session.scalar(db.select(AuditEvent.action).where(
+            AuditEvent.action == "client.note.undo")) == "client.note.undo"
+    alice.client.post(f"/clients/{client_id}/notes", data={"csrf_token": token, "body": "Kept"})
+    with app.app_context():
+        kept = db.session.scalar(db.select(Activity).where(Activity.body == "Kept"))
+        kept.created_at = kept.created_at - timedelta(minutes=5)
+        db.session.commit()
+        kept_id = kept.id
+    late = alice.client.post(f"/clients/{client_id}/notes/{kept_id}/undo", data={"csrf_token": token})
+    assert late.status_code == 409
