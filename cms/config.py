@@ -53,15 +53,26 @@ def normalize_database_url(url: str) -> str:
 
 
 def _load_or_create_secret(instance_path: Path) -> str:
-    """Return the development secret kept in `instance/secret_key`, creating it once."""
+    """Return the development secret kept in `instance/secret_key`, creating it once.
+
+    Workers that start together (Gunicorn without preload) race for it: the key is written to
+    a temporary file and linked into place, so exactly one wins and every process reads the
+    same whole key."""
     path = instance_path / "secret_key"
     if path.exists():
         return path.read_text().strip()
     instance_path.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    temporary = instance_path / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
+    try:
+        os.link(temporary, path)  # atomic: fails if another process linked its key first
+    except FileExistsError:
+        key = path.read_text().strip()
+    finally:
+        os.unlink(temporary)
     return key
 
 

@@ -83,3 +83,16 @@ def test_plugin_limits_come_from_the_environment(tmp_path: Path) -> None:
 def test_bad_plugin_limits_are_refused(tmp_path: Path, env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Settings.from_env(env, tmp_path)
+
+
+def test_workers_starting_together_share_one_development_secret(tmp_path: Path) -> None:
+    """Gunicorn without preload starts its workers at once; each must read the same key (a
+    worker that lost the race used to crash on FileExistsError)."""
+    import multiprocessing
+
+    from cms.config import _load_or_create_secret
+
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        keys = pool.map(_load_or_create_secret, [tmp_path] * 16)
+    assert len(set(keys)) == 1 and len(keys[0]) >= 40
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
