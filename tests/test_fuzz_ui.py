@@ -11,13 +11,12 @@ from typing import Any, Iterator
 
 import pytest
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import Browser, Personas, create_personas
 from tests.plugins.test_bundled_http import bundled_app
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = 6

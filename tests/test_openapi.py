@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import schemathesis
 from flask import Flask
 
 from cms.audit import Actor
@@ -17,8 +18,6 @@ from cms.extensions import db
 from tests.conftest import Browser, Personas, create_personas
 from tests.plugins.test_bundled_http import bundled_app
 
-schemathesis = pytest.importorskip("schemathesis")
-hypothesis = pytest.importorskip("hypothesis")
 
 #: Examples per operation: enough to find the classic 500s (huge ids, wrong types, deep JSON)
 #: while the whole file stays well under a minute on two cores.

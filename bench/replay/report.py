@@ -229,17 +229,6 @@ def _errors(ax: Any, run: Any) -> None:
 
 # Documents ------------------------------------------------------------------------------------
 
-def _replace_block(path: Path, begin: str, end: str, block: str) -> None:
-    previous = path.read_text() if path.exists() else ""
-    if begin in previous and end in previous:
-        head, rest = previous.split(begin, 1)
-        tail = rest.split(end, 1)[1].lstrip("\n")
-        text = f"{head}{block}" + (f"\n{tail}" if tail else "")
-    else:
-        text = f"{previous.rstrip()}\n\n{block}" if previous.strip() else block
-    path.write_text(text)
-
-
 def _settings(args: argparse.Namespace, run: Any) -> str:
     warm = run.phases.warmup_end - run.phases.start
     base = run.phases.release - run.phases.warmup_end
@@ -358,5 +347,7 @@ def write(runs: list[Any], result: dict[str, Any], args: argparse.Namespace, com
         head, marker, tail = previous.partition(KEPT_MARKER)
         text = f"{head.rstrip()}\n\n{block}\n{marker}{tail}"
     DOC.write_text(text)
-    _replace_block(BENCHMARKS, BENCH_BEGIN, BENCH_END,
+    from bench_report import replace_block
+
+    replace_block(BENCHMARKS, BENCH_BEGIN, BENCH_END,
                    bench_block(runs, result, args, command, load_before))

@@ -163,10 +163,6 @@ def authenticate_token(session: Session, token: str, now: datetime | None = None
 
 def unauthorized(message: str) -> Any:
     """The 401 answer for the JSON APIs (with the Bearer challenge)."""
-    return _unauthorized(message)
-
-
-def _unauthorized(message: str) -> Any:
     response = error_response(401, "unauthorized", "Log in required", message)
     response.headers["WWW-Authenticate"] = 'Bearer realm="cms"'
     return response
@@ -184,14 +180,14 @@ def admin_api(view: F) -> F:
         if header is not None:
             scheme, _, token = header.strip().partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                return _unauthorized("Send Authorization: Bearer TOKEN.")
+                return unauthorized("Send Authorization: Bearer TOKEN.")
             user = authenticate_token(db.session, token.strip())
             if user is None:
-                return _unauthorized("This token is not valid (unknown, revoked, expired, or not an admin's).")
+                return unauthorized("This token is not valid (unknown, revoked, expired, or not an admin's).")
             g.api_user = user
         else:
             if not current_user.is_authenticated:
-                return _unauthorized("Log in, or send Authorization: Bearer TOKEN.")
+                return unauthorized("Log in, or send Authorization: Bearer TOKEN.")
             if not current_user.is_admin:
                 raise PermissionDenied("This API is for administrators.")
             if request.method not in SAFE_METHODS and current_app.config.get("WTF_CSRF_ENABLED", True):

@@ -277,10 +277,13 @@ class Monitor:
         samples = self.store.samples(series.plugin_series(plugin_id, version))
         lineage = lineages.get((plugin_id, version))
         before = None
+        predecessor_samples: list[Any] = []
         if lineage is not None and lineage.predecessor:
-            before = detectors.action_baseline(
-                self.store.samples(series.plugin_series(plugin_id, lineage.predecessor)),
-                s.regression_min_calls)
+            # One read of the replaced (for a canary: the current) version's calls serves both
+            # its baseline and the canary comparison.
+            predecessor_samples = self.store.samples(
+                series.plugin_series(plugin_id, lineage.predecessor))
+            before = detectors.action_baseline(predecessor_samples, s.regression_min_calls)
         leak = detectors.memory_leak(s, plugin_id, version, buckets, since_bucket, samples,
                                      lineage, before)
         cpu = detectors.cpu_spike(s, plugin_id, version, buckets, since_bucket,
@@ -288,7 +291,7 @@ class Monitor:
                                   samples, lineage, before)
         if lineage is not None and lineage.canary and lineage.predecessor:
             check = self._canary_check(plugin_id, version, lineage.predecessor, since_bucket,
-                                       data, samples)
+                                       data, samples, predecessor_samples)
             canary = detectors.canary_regression(check, plugin_id, version, lineage.predecessor)
             if canary is not None:
                 found.append(canary)
@@ -319,7 +322,7 @@ class Monitor:
         names = [series.plugin_series(plugin_id, v) for v in (canary, current)]
         data = self.store.read(names, wall - s.window_s, wall)
         return self._canary_check(plugin_id, canary, current, int((wall - s.window_s) // s.bucket_s),
-                                  data, self.store.samples(names[0]))
+                                  data, self.store.samples(names[0]), self.store.samples(names[1]))
 
     def workers_applied(self, version: int, wall: float | None = None) -> tuple[int, int, bool]:
         """(live workers that applied config `version` or later, live workers, whether the
@@ -339,12 +342,13 @@ class Monitor:
         return int(series.total(data.get(name, {}), "calls"))
 
     def _canary_check(self, plugin_id: str, canary: str, current: str, since_bucket: int,
-                      data: dict[str, Buckets], samples: list[Any]) -> detectors.CanaryCheck:
+                      data: dict[str, Buckets], samples: list[Any],
+                      current_samples: list[Any]) -> detectors.CanaryCheck:
         return detectors.canary_check(
             self.settings, plugin_id, canary, current,
             data.get(series.plugin_series(plugin_id, canary), {}),
             data.get(series.plugin_series(plugin_id, current), {}), since_bucket, samples,
-            self.store.samples(series.plugin_series(plugin_id, current)))
+            current_samples)
 
     def _fuel_baseline(self, plugin_id: str, version: str, since_bucket: int,
                        data: dict[str, Buckets]) -> tuple[float, float] | None:

@@ -70,3 +70,12 @@ def page(tmp_path: Path) -> Iterator[object]:
 def browser_factory(page: Any) -> Any:
     """Call it to get a page for a second person (own cookies) in the same browser."""
     return page.new_person
+
+
+def log_in(page: Any, live_server: str, username: str, password: str) -> None:
+    """Log `username` in through the form and wait for the dashboard."""
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/")

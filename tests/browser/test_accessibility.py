@@ -12,7 +12,7 @@ from flask import Flask
 from cms.extensions import db
 from cms.models import Agency
 from tests import factories
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, log_in
 from tests.conftest import Personas, create_personas, require
 from tests.plugins.test_bundled_http import bundled_app
 
@@ -63,11 +63,7 @@ def test_no_accessibility_violation_on_the_main_pages(app: Flask, personas: Pers
                 context = browser.new_context(viewport=viewport, bypass_csp=True,
                                               color_scheme=scheme)  # type: ignore[arg-type]
                 page = context.new_page()
-                page.goto(f"{live_server}/login")
-                page.fill("input[name=username]", user)
-                page.fill("input[name=password]", personas.password)
-                page.click("button[type=submit]")
-                page.wait_for_url(f"{live_server}/")
+                log_in(page, live_server, user, personas.password)
                 for path in pages:
                     page.goto(f"{live_server}{path}")
                     problems += [f"{viewport['width']} {path}: {v}" for v in _violations(page)]

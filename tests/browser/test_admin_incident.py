@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import pytest
 from flask import Flask
 
-from tests.browser.conftest import SCREENSHOTS
+from tests.browser.conftest import SCREENSHOTS, log_in
 from tests.conftest import Personas, create_personas
 from tests.plugins.test_bundled_http import bundled_app
 
@@ -28,11 +28,7 @@ def personas(app: Flask) -> Personas:
 
 
 def admin_login(page: Any, live_server: str, personas: Personas) -> None:
-    page.goto(f"{live_server}/login")
-    page.fill("input[name=username]", personas.admin)
-    page.fill("input[name=password]", personas.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server}/")
+    log_in(page, live_server, personas.admin, personas.password)
 
 
 def test_health_refreshes_itself_and_a_kill_switch_shows_where_it_is_applied(

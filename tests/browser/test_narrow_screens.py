@@ -13,7 +13,7 @@ from flask import Flask
 from cms.extensions import db
 from cms.models import Agency
 from tests import factories
-from tests.browser.conftest import SCREENSHOTS
+from tests.browser.conftest import SCREENSHOTS, log_in
 from tests.conftest import Personas, create_personas
 from tests.plugins.test_bundled_http import bundled_app
 
@@ -31,14 +31,6 @@ def personas(app: Flask) -> Personas:
     return create_personas(app)
 
 
-def _log_in(page: Any, live_server: str, username: str, password: str) -> None:
-    page.goto(f"{live_server}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server}/")
-
-
 def _page_width(page: Any) -> int:
     return int(page.evaluate("() => document.documentElement.scrollWidth"))
 
@@ -53,7 +45,7 @@ def test_every_page_fits_a_phone_and_the_menu_opens(app: Flask, personas: Person
         booking = factories.make_booking(db.session, client)
         client_id, booking_id = client.id, booking.id
     page.set_viewport_size(PHONE)
-    _log_in(page, live_server, personas.agent_a, personas.password)
+    log_in(page, live_server, personas.agent_a, personas.password)
     for path in ("/", "/clients?q=", f"/clients/{client_id}", f"/bookings/{booking_id}",
                  "/clients/new", "/outbox"):
         page.goto(f"{live_server}{path}")
@@ -72,7 +64,7 @@ def test_every_page_fits_a_phone_and_the_menu_opens(app: Flask, personas: Person
 
     admin = page.new_person()
     admin.set_viewport_size(PHONE)
-    _log_in(admin, live_server, personas.admin, personas.password)
+    log_in(admin, live_server, personas.admin, personas.password)
     for path in ("/admin/health", "/admin/flags", "/admin/plugins", "/admin/plugins/softphone",
                  "/admin/users", "/admin/audit", "/admin/alerts", "/admin/tokens",
                  "/admin/flags/plugin.mail"):
@@ -83,7 +75,7 @@ def test_every_page_fits_a_phone_and_the_menu_opens(app: Flask, personas: Person
 
 def test_on_a_wide_screen_the_menu_sits_in_the_bar(app: Flask, personas: Personas,
                                                    live_server: str, page: Any) -> None:
-    _log_in(page, live_server, personas.agent_a, personas.password)
+    log_in(page, live_server, personas.agent_a, personas.password)
     assert not page.locator("[data-menu-toggle]").is_visible()
     assert page.locator("#topbar-menu >> text=Log out").is_visible()
     assert page.locator(".topnav >> text=Clients").is_visible()
@@ -92,7 +84,7 @@ def test_on_a_wide_screen_the_menu_sits_in_the_bar(app: Flask, personas: Persona
 def test_dark_theme_skip_link_and_announced_plugin_results(app: Flask, personas: Personas,
                                                            live_server: str, page: Any) -> None:
     page.emulate_media(color_scheme="dark")
-    _log_in(page, live_server, personas.agent_a, personas.password)
+    log_in(page, live_server, personas.agent_a, personas.password)
     background = page.evaluate("() => getComputedStyle(document.documentElement).backgroundColor")
     assert background == "rgb(15, 20, 32)", background  # the dark --bg
     ink = page.evaluate("() => getComputedStyle(document.querySelector('main h1, main h2')).color")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from cms.extensions import db
 from cms.models import Activity, Booking, OutboxMail
-from tests.browser.conftest import SCREENSHOTS
+from tests.browser.conftest import SCREENSHOTS, log_in
 from tests.conftest import Personas, create_personas
 from tests.plugins.test_api import make_client
 from tests.plugins.test_bundled_http import bundled_app
@@ -32,11 +32,7 @@ def personas(app: Flask) -> Personas:
 
 
 def login(page: Any, live_server: str, personas: Personas) -> None:
-    page.goto(f"{live_server}/login")
-    page.fill("input[name=username]", personas.agent_a)
-    page.fill("input[name=password]", personas.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server}/")
+    log_in(page, live_server, personas.agent_a, personas.password)
 
 
 def terminal_command(page: Any, command: str) -> str:
@@ -141,11 +137,7 @@ def test_an_admin_turns_a_plugin_off_and_the_agent_stops_seeing_it(
     assert page.locator("main [data-plugin=terminal]").count() == 1
 
     admin = browser_factory()
-    admin.goto(f"{live_server}/login")
-    admin.fill("input[name=username]", personas.admin)
-    admin.fill("input[name=password]", personas.password)
-    admin.click("button[type=submit]")
-    admin.wait_for_url(f"{live_server}/")
+    log_in(admin, live_server, personas.admin, personas.password)
     admin.goto(f"{live_server}/admin/flags/plugin.terminal")
     admin.check("form.flag-form input[name=state][value=off]")
     admin.fill("form.flag-form [name=reason]", "Terminal misbehaving, off while we look")
