@@ -31,12 +31,15 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 
 install: $(VENV)/.installed
 
-# Debian's Chromium drives the browser tests (Playwright never downloads a browser here).
+# Debian's Chromium drives the browser tests (Playwright never downloads a browser here); Debian's
+# rustc, cargo and wasm32 standard library build the Rust guest crate and its tests.
+SYSTEM_PACKAGES := chromium rustc cargo libstd-rust-dev-wasm32
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  echo "Installing Debian's chromium for the browser tests"; \
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian's" $$missing "for the tests"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 # axe-core (pinned, from the npm registry) checks the pages' accessibility in the browser tests.

@@ -34,7 +34,8 @@ SLOTS: Mapping[str, str] = {
     "agent.toolbar": "a compact panel in the toolbar on every page",
     "page": "a full page of its own under /plugins/<id>",
 }
-LANGS = ("zig", "c")
+#: Guest languages `cms-plugin build` compiles (plugin_sdk.toolchain).
+LANGS = ("zig", "c", "ts", "rust")
 #: Absolute bounds of requested limits; the admin caps (cms.runtime.limits) may be lower.
 LIMIT_BOUNDS: Mapping[str, tuple[int, int]] = {
     "fuel": (10_000, 1_000_000_000),

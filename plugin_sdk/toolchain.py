@@ -1,4 +1,5 @@
-"""Compiling a plugin's source to a wasm module with the `ziglang` package (Zig and C).
+"""Compiling a plugin's source to a wasm module: Zig and C with the `ziglang` package here,
+AssemblyScript (`ts`) in plugin_sdk.toolchain_ts, Rust in plugin_sdk.toolchain_rust.
 
 The compiler comes from PyPI (`pip install 'cms[sdk]'`), pinned, so every author and CI build with
 the same bytes. Release settings, a 64 KiB stack and no debug info; the compiler's caches live in a
@@ -16,10 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from plugin_sdk import abi
+from plugin_sdk import abi, manifest
 
-Lang = Literal["zig", "c"]
-LANGS: tuple[Lang, ...] = ("zig", "c")
+Lang = Literal["zig", "c", "ts", "rust"]
+LANGS: tuple[Lang, ...] = manifest.LANGS  # type: ignore[assignment]
 ZIG_VERSION = "0.14.1"
 STACK_BYTES = 64 * 1024
 GUEST_DIR = Path(__file__).parent / "guest"
@@ -64,6 +65,12 @@ def compile_module(lang: Lang, source: Path, output: Path, root: Path | None = N
     """
     if lang not in LANGS:
         raise ToolchainError(f"unknown language {lang!r}; expected one of {', '.join(LANGS)}")
+    if lang == "ts":
+        from plugin_sdk import toolchain_ts
+        return toolchain_ts.compile_module(Path(source), Path(output), Path(root or Path(source).parent))
+    if lang == "rust":
+        from plugin_sdk import toolchain_rust
+        return toolchain_rust.compile_module(Path(source), Path(output), Path(root or Path(source).parent))
     if not zig_available():
         raise ToolchainError("the compiler is not installed: pip install 'cms[sdk]' "
                              f"(brings ziglang=={ZIG_VERSION})")
