@@ -56,8 +56,8 @@ def test_a_valid_manifest_parses_into_its_parts() -> None:
     ({'[actions.greet.params]\ntype = "object"': '[actions.greet.params]\ntype = "array"'},
      'plugin.toml: actions.greet.params.type: expected "object" (params are always an object), '
      "got the string 'array'"),
-    ({'lang = "zig"': 'lang = "rust"'},
-     "plugin.toml: build.lang: expected one of zig, c, got the string 'rust'"),
+    ({'lang = "zig"': 'lang = "cobol"'},
+     "plugin.toml: build.lang: expected one of zig, c, ts, rust, got the string 'cobol'"),
     ({'source = "src/main.zig"': 'source = "../../etc/passwd"'},
      "plugin.toml: build.source: expected a path inside the plugin folder, got the string "
      "'../../etc/passwd'"),
