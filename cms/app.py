@@ -157,3 +157,8 @@ def _register_template_helpers(app: Flask) -> None:
     from cms.phones import readable_phone
 
     app.add_template_filter(readable_phone, "phone")
+
+    from plugin_sdk.ui import clock_text, timer_seconds
+
+    app.add_template_filter(timer_seconds, "timer_seconds")
+    app.add_template_filter(clock_text, "clock_text")

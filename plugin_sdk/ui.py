@@ -9,6 +9,7 @@ button is bound to a declared action.
 from __future__ import annotations
 
 import functools
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 MAX_BLOCKS = 64
@@ -23,6 +24,8 @@ BUTTON_STYLES = ("primary", "secondary", "danger")
 #: Link targets a plugin may produce: phone and SIP dialling, mail, and pages of the CMS itself.
 LINK_SCHEMES = ("tel:", "sip:", "sips:", "mailto:")
 LINK_PATTERN = r"^(tel:|sips?:|mailto:)[^\s<>\"']{1,300}$|^/[A-Za-z0-9/_\-?=&.%]{0,300}$"
+#: A timer's start: a UTC time in RFC 3339, as the context's "now" gives it.
+UTC_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
 
 _short = {"type": "string", "maxLength": MAX_SHORT}
 _text = {"type": "string", "maxLength": MAX_TEXT}
@@ -93,6 +96,9 @@ BLOCKS: Mapping[str, dict[str, Any]] = {
             "required": ["time", "title"], "additionalProperties": False}}),
     "link": _block("link", ["text", "href"], text=_short,
                    href={"type": "string", "pattern": LINK_PATTERN}),
+    # A running clock ("On call 03:12") the page ticks from `since` without calling the plugin.
+    "timer": _block("timer", ["since"], since={"type": "string", "pattern": UTC_TIME_PATTERN},
+                    label=_short),
 }
 
 UI_SCHEMA: dict[str, Any] = {
@@ -106,6 +112,19 @@ UI_SCHEMA: dict[str, Any] = {
               "allOf": [{"if": {"properties": {"type": {"const": name}}}, "then": schema}
                         for name, schema in BLOCKS.items()]},
 }
+
+
+def timer_seconds(since: str, now: datetime | None = None) -> int:
+    """Whole seconds from a timer block's `since` to `now` (default: the current UTC time); 0 for
+    a start in the future. `since` has passed the block's schema (UTC_TIME_PATTERN)."""
+    start = datetime.strptime(since[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return max(0, int(((now or datetime.now(timezone.utc)) - start).total_seconds()))
+
+
+def clock_text(seconds: int) -> str:
+    """A running clock as the softphone shows it: "03:12", or "1:03:12" past an hour."""
+    hours, rest = divmod(max(0, seconds), 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
 class UIError(ValueError):

@@ -167,3 +167,21 @@ def test_the_panel_endpoint_refuses_unknown_slots_and_other_agencies_clients(
 
 def state_of(app: Flask):  # type: ignore[no-untyped-def]
     return app.extensions["cms"]
+
+
+def test_a_timer_block_renders_its_clock_from_the_hosts_time(app: Flask, personas: Personas,
+                                                             browser: Browser) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    since = (datetime.now(timezone.utc) - timedelta(hours=1, minutes=2, seconds=3)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    answer = '{"ok":true,"ui":[{"type":"timer","label":"On <call>","since":"%s"}]}' % since
+    broken(app, "ticker", "Ticker", guests.constant(answer.encode()))
+    browser.login(personas.agent_a)
+    page = browser.get("/").get_data(as_text=True)
+    timer = re.search(r'<p class="pb-timer" role="timer"><span>On &lt;call&gt;</span> '
+                      rf'<time datetime="{since}" data-timer="(\d+)">([0-9:]+)</time></p>', page)
+    assert timer is not None, page
+    seconds = int(timer.group(1))
+    assert 3723 <= seconds <= 3723 + 60  # the page was rendered within a minute of `since`+1:02:03
+    assert timer.group(2) == f"1:{(seconds % 3600) // 60:02d}:{seconds % 60:02d}"

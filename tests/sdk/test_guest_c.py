@@ -143,6 +143,8 @@ static void ui(cms_ctx *ctx) {
     cms_ui_event(ctx, "10:00", "Booked", NULL, NULL);
     cms_ui_link(ctx, "Call", "tel:+441234567");
     cms_ui_link(ctx, "Client", "/clients/12");
+    cms_ui_timer(ctx, "On call", "2026-11-24T14:01:57Z");
+    cms_ui_timer(ctx, NULL, "2026-11-24T14:01:57Z");
     cms_ui_block_json(ctx, "{\"type\":\"badge\",\"text\":\"raw\"}");
     cms_ui_key_value(ctx);
     cms_ui_end(ctx);
@@ -587,6 +589,8 @@ def test_every_ui_block_follows_the_schema(load: Any) -> None:
                                        {"time": "10:00", "title": "Booked"}]},
         {"type": "link", "text": "Call", "href": "tel:+441234567"},
         {"type": "link", "text": "Client", "href": "/clients/12"},
+        {"type": "timer", "label": "On call", "since": "2026-11-24T14:01:57Z"},
+        {"type": "timer", "since": "2026-11-24T14:01:57Z"},
         {"type": "badge", "text": "raw"},
         {"type": "key_value", "items": []},
     ]

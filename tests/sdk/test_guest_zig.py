@@ -273,6 +273,8 @@ fn blocks(c: *cms.Context) !void {
     });
     c.link("Call Ada", "tel:+441234567");
     c.block(.{ .type = "link", .text = "Client", .href = "/clients/12" });
+    c.timer("On call", "2026-11-24T14:01:57Z");
+    c.timer(null, "2026-11-24T14:01:57Z");
 }
 
 fn fails(c: *cms.Context) !void {
@@ -422,7 +424,10 @@ def test_every_ui_block_follows_the_schema(probe: Plugin) -> None:
     ui = probe.call("blocks").output["ui"]
     check_blocks(ui, actions=["echo", "fails"])
     assert [b["type"] for b in ui] == ["heading", "heading", "text", "alert", "badge", "key_value",
-                                       "table", "list", "form", "terminal", "timeline", "link", "link"]
+                                       "table", "list", "form", "terminal", "timeline", "link", "link",
+                                       "timer", "timer"]
+    assert ui[-2:] == [{"type": "timer", "label": "On call", "since": "2026-11-24T14:01:57Z"},
+                       {"type": "timer", "since": "2026-11-24T14:01:57Z"}]
     assert ui[1] == {"type": "heading", "text": "Clamped", "level": 3}
     assert ui[6] == {"type": "table", "columns": ["Name", "Count", "VIP", "Note"],
                      "rows": [["Ada", 3, True, None], ["Grace", -5, False, "x"]]}

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from plugin_sdk.ui import BLOCKS, UI_SCHEMA, UIError, check_blocks
+from datetime import datetime, timezone
+
+from plugin_sdk.ui import BLOCKS, UI_SCHEMA, UIError, check_blocks, clock_text, timer_seconds
 
 EVERY_BLOCK: list[dict[str, Any]] = [
     {"type": "heading", "text": "Softphone", "level": 2},
@@ -25,6 +27,7 @@ EVERY_BLOCK: list[dict[str, Any]] = [
     {"type": "terminal", "lines": ["AN20DECJFKLHR", "1 BA 178 Y9 J4"]},
     {"type": "timeline", "items": [{"time": "09:12", "title": "Call", "text": "2 min"}]},
     {"type": "link", "text": "Call Ada", "href": "tel:+441234567"},
+    {"type": "timer", "label": "On call", "since": "2026-11-24T14:01:57Z"},
 ]
 
 
@@ -43,6 +46,9 @@ def test_every_block_type_is_covered_and_valid() -> None:
     ([{"type": "link", "text": "x", "href": "javascript:alert(1)"}], "ui[0].href: 'javascript:alert(1)' does not match"),
     ([{"type": "link", "text": "x", "href": "https://evil.example"}], "ui[0].href:"),
     ([{"type": "alert", "text": "x", "tone": "red"}], "ui[0].tone: 'red' is not one of"),
+    ([{"type": "timer", "since": "2026-11-24T15:01:57+01:00"}], "ui[0].since: '2026-11-24T15:01:57+01:00' does not match"),
+    ([{"type": "timer", "since": "yesterday"}], "ui[0].since: 'yesterday' does not match"),
+    ([{"type": "timer", "label": "On call"}], "ui[0]: 'since' is a required property"),
     ({"type": "text", "text": "x"}, "ui: {'type': 'text', 'text': 'x'} is not of type 'array'"),
     ([{"type": "text", "text": "ok"}, {"type": "table", "columns": [], "rows": []}],
      "ui[1].columns: [] should be non-empty"),
@@ -122,3 +128,12 @@ def test_booleans_and_trailing_newlines_slip_through_no_rule(block: dict[str, An
     with pytest.raises(UIError) as raised:
         check_blocks([block])
     assert str(raised.value).startswith(message)
+
+
+def test_a_timer_counts_whole_seconds_from_its_start_and_never_below_zero() -> None:
+    now = datetime(2026, 11, 24, 14, 5, 9, 750_000, tzinfo=timezone.utc)
+    assert timer_seconds("2026-11-24T14:01:57Z", now) == 192
+    assert timer_seconds("2026-11-24T12:59:00.5Z", now) == 3969
+    assert timer_seconds("2026-11-24T14:06:00Z", now) == 0  # a clock ahead of the host's
+    assert [clock_text(s) for s in (0, 9, 192, 3969, 36_000)] == ["00:00", "00:09", "03:12",
+                                                                  "1:06:09", "10:00:00"]

@@ -225,4 +225,19 @@ document.addEventListener("click", function (event) {
   }
   document.addEventListener("DOMContentLoaded", mark);
   window.addEventListener("resize", mark);
+  // Timer blocks (a call in progress) tick every second from the seconds the server rendered,
+  // so the clock needs no call to the plugin and does not depend on the browser's clock.
+  function clockText(s) {
+    var h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, sec = s % 60;
+    function two(v) { return (v < 10 ? "0" : "") + v; }
+    return h ? h + ":" + two(m) + ":" + two(sec) : two(m) + ":" + two(sec);
+  }
+  window.setInterval(function () {
+    var now = Date.now();
+    document.querySelectorAll("time[data-timer]").forEach(function (el) {
+      if (!el.dataset.timerSeen) { el.dataset.timerSeen = String(now); }
+      var shown = parseInt(el.dataset.timer, 10) + Math.floor((now - parseInt(el.dataset.timerSeen, 10)) / 1000);
+      el.textContent = clockText(Math.max(0, shown));
+    });
+  }, 1000);
 })();

@@ -77,6 +77,7 @@
  *   cms_ui_heading(ctx, text, level)       level 1-3, 0 leaves it out
  *   cms_ui_text(ctx, text, tone)  cms_ui_alert(ctx, text, tone)  cms_ui_badge(ctx, text, tone)
  *   cms_ui_link(ctx, text, href)           href: tel:, sip:, sips:, mailto: or /a/cms/path
+ *   cms_ui_timer(ctx, label, since)        a clock the page ticks from since ("...T14:05:09Z")
  *   cms_ui_key_value(ctx)  then cms_ui_pair(ctx, key, value) ...
  *   cms_ui_list(ctx, ordered)  then cms_ui_item(ctx, text) ...
  *   cms_ui_terminal(ctx)  then cms_ui_line(ctx, text) ...
@@ -979,6 +980,11 @@ CMS_API void cms_ui_alert(cms_ctx *ctx, const char *text, const char *tone) { cm
 CMS_API void cms_ui_badge(cms_ctx *ctx, const char *text, const char *tone) { cms__block(ctx, "badge", cms__s(text), tone); }
 CMS_API void cms_ui_link(cms_ctx *ctx, const char *text, const char *href) {
     cms_w_kstr(cms__block(ctx, "link", cms__s(text), 0), "href", cms__s(href));
+}
+CMS_API void cms_ui_timer(cms_ctx *ctx, const char *label, const char *since) {
+    cms_buf *b = cms__block(ctx, "timer", 0, 0);
+    cms__opt(b, "label", label);
+    cms_w_kstr(b, "since", cms__s(since));
 }
 CMS_API void cms_ui_block_json(cms_ctx *ctx, const char *json) {
     cms_ui_end(ctx);

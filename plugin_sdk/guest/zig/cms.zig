@@ -909,6 +909,12 @@ pub const Context = struct {
         c.block(.{ .type = "link", .text = label, .href = href });
     }
 
+    /// A running clock, "label 03:12", that the page ticks from `since` (a UTC time such as
+    /// "2026-11-24T14:05:09Z", the form of the context's "now") without calling the plugin.
+    pub fn timer(c: *Context, label: ?[]const u8, since: []const u8) void {
+        c.block(.{ .type = "timer", .label = label, .since = since });
+    }
+
     // --- host calls ----------------------------------------------------------------------
 
     /// Send {"op": op, "args": args} to the host and return its answer. A missing capability

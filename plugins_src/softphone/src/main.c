@@ -83,6 +83,18 @@ static long long days_from_civil(long long y, int m, int d) { /* days since 1970
     return era * 146097 + doe - 719468;
 }
 
+/* Seconds since 1970 (t >= 0) as the UTC time a timer block starts from: "2026-11-24T14:05:09Z". */
+static const char *utc_stamp(long long t) {
+    long long z = t / 86400 + 719468, secs = t % 86400;
+    long long era = z / 146097, doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    long long d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    long long y = yoe + era * 400 + (m <= 2);
+    return cms_fmt("%lld-%s-%sT%s:%s:%sZ", y, two(m), two(d), two(secs / 3600), two(secs / 60 % 60),
+                   two(secs % 60));
+}
+
 static int days_in_month(int y, int m) {
     static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -195,10 +207,13 @@ static const char *call_who(const cms_json *call) {
     return *name ? cms_fmt("%s (%s)", clip(name, NAME_CHARS), number) : number;
 }
 
-/* "On call 03:12" and the hang-up button. */
+/* "On call 03:12", ticking on the page, and the hang-up button. */
 static void show_call(cms_ctx *ctx, const cms_json *call) {
     long long secs = elapsed_since(ctx, cms_as_str(cms_get(call, "started"), 0));
-    cms_ui_badge(ctx, secs < 0 ? "On call" : cms_fmt("On call %s", clock_text(secs)), "success");
+    int known;
+    long long now = now_s(ctx, &known);
+    if (secs < 0) cms_ui_badge(ctx, "On call", "success");
+    else cms_ui_timer(ctx, "On call", utc_stamp(now - secs));
     cms_ui_form(ctx, "hangup", cms_fmt("Call with %s", call_who(call)));
     cms_ui_button(ctx, &(cms_button){.label = "Hang up", .style = "danger"});
 }
