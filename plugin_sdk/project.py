@@ -24,6 +24,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 DIST = "dist"
 _OP_IN_MODULE = re.compile(rb"(?<![A-Za-z0-9_.])(" + b"|".join(
     re.escape(op.encode()) for op in sorted(OPS, key=len, reverse=True)) + rb")(?![A-Za-z0-9_])")
+#: The same in UTF-16LE, as AssemblyScript stores string literals.
+_OP_IN_MODULE_UTF16 = re.compile(rb"(?<![A-Za-z0-9_.]\x00)(" + b"|".join(
+    re.escape(op.encode("utf-16-le")) for op in sorted(OPS, key=len, reverse=True))
+    + rb")(?![A-Za-z0-9_]\x00)")
 
 
 class ProjectError(ValueError):
@@ -191,8 +195,10 @@ class CheckReport:
 
 
 def ops_named_in(wasm: bytes) -> set[str]:
-    """Host op names that appear as strings in the module (what its code can ask the host for)."""
-    return {match.decode() for match in _OP_IN_MODULE.findall(wasm)}
+    """Host op names that appear as strings in the module, in UTF-8 or UTF-16LE (what its code
+    can ask the host for)."""
+    return ({match.decode() for match in _OP_IN_MODULE.findall(wasm)}
+            | {match.decode("utf-16-le") for match in _OP_IN_MODULE_UTF16.findall(wasm)})
 
 
 def check_module_against(manifest: Manifest, wasm: bytes, caps: Any = None) -> CheckReport:
