@@ -34,6 +34,7 @@ SLOTS: Mapping[str, str] = {
     "agent.toolbar": "a compact panel in the toolbar on every page",
     "page": "a full page of its own under /plugins/<id>",
 }
+PANEL_WIDTHS = ("normal", "wide")
 #: Guest languages `cms-plugin build` compiles (plugin_sdk.toolchain).
 LANGS = ("zig", "c", "ts", "rust")
 #: Absolute bounds of requested limits; the admin caps (cms.runtime.limits) may be lower.
@@ -74,6 +75,9 @@ class Panel:
     slot: str
     action: str
     title: str
+    #: "wide": on the client page the panel sits in a full-width dock (a GDS terminal's 64+
+    #: columns) instead of the sidebar; elsewhere it is laid out like any other.
+    width: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -280,7 +284,15 @@ class _Checker:
             action = self.req(spec, "action", f"{where}.action")
             if action not in actions:
                 raise self.fail(f"{where}.action", f"one of the actions ({', '.join(actions)})", action)
-            panels.append(Panel(slot, action, self.string(spec, "title", f"{where}.title", max_len=60)))
+            unknown = set(spec) - {"slot", "action", "title", "width"}
+            if unknown:
+                raise ManifestError(self.source, f"{where}.{sorted(unknown)[0]}",
+                                    "unknown field (known: action, slot, title, width)")
+            width = spec.get("width", "normal")
+            if width not in PANEL_WIDTHS:
+                raise self.fail(f"{where}.width", f"one of {', '.join(PANEL_WIDTHS)}", width)
+            panels.append(Panel(slot, action, self.string(spec, "title", f"{where}.title", max_len=60),
+                                width))
         return tuple(panels)
 
     def limits(self) -> dict[str, int]:

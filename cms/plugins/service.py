@@ -117,6 +117,8 @@ class PanelView:
     fallback: str
     #: Past the page's panel budget: rendered as a placeholder the browser fills in.
     deferred: bool = False
+    #: The manifest asks for a wide panel (the client page's dock).
+    wide: bool = False
 
     @property
     def failed(self) -> bool:
@@ -368,11 +370,12 @@ def render_panel(session: Session, registry: PluginRegistry, call: AgentCall, bu
             outcome = _run(session, registry, panel_call, built, install, panel.action, {}, None)
     except PanelDeferred:
         return PanelView(built.manifest.id, built.manifest.name, panel.title, panel.action, None,
-                         None, built.manifest.fallback, deferred=True)
+                         None, built.manifest.fallback, deferred=True,
+                         wide=panel.width == "wide")
     except DomainError as exc:
         error = exc
     return PanelView(built.manifest.id, built.manifest.name, panel.title, panel.action, outcome,
-                     error, built.manifest.fallback)
+                     error, built.manifest.fallback, wide=panel.width == "wide")
 
 
 @dataclass(frozen=True)

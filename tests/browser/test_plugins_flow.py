@@ -70,8 +70,48 @@ def test_terminal_books_from_the_client_page(app: Flask, personas: Personas, liv
     with app.app_context():
         booking = db.session.scalar(select(Booking).where(Booking.record_locator == locator))
         assert booking is not None and booking.client_id == client_id
-    page.goto(f"{live_server}/bookings/{booking.id}")
+    # The booking it made is one click away.
+    page.get_by_role("link", name=f"Open booking {locator}").click()
+    page.wait_for_url(f"{live_server}/bookings/{booking.id}")
     assert locator in page.content()
+    assert not page.console_errors  # type: ignore[attr-defined]
+
+
+def test_the_terminal_sits_in_a_wide_dock_toggled_from_the_keyboard(
+        app: Flask, personas: Personas, live_server: str, page: Any) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    client_id = make_client(app, personas.agency_a_id, first_name="Ada", last_name="Lovelace")
+    login(page, live_server, personas)
+    page.goto(f"{live_server}/clients/{client_id}")
+    # The terminal is in the full-width dock, not squeezed into the sidebar.
+    assert page.locator(".dock [data-plugin=terminal]").count() == 1
+    assert page.locator("aside [data-plugin=terminal]").count() == 0
+    screen = terminal_command(page, "HE")
+    assert "AN20DECJFKLHR" in screen
+    page.screenshot(path=str(SCREENSHOTS / "plugins-terminal-dock.png"), full_page=True)
+    # At least 64 monospace columns, and no help line is cut off on the right.
+    fit = page.evaluate("""() => {
+        const pre = document.querySelector('.dock [data-plugin=terminal] pre');
+        const probe = document.createElement('span');
+        probe.textContent = 'M'.repeat(64);
+        pre.appendChild(probe);
+        const columns = pre.clientWidth >= probe.getBoundingClientRect().width;
+        probe.remove();
+        return {columns, clipped: pre.scrollWidth > pre.clientWidth};
+    }""")
+    assert fit == {"columns": True, "clipped": False}
+    # Alt+T closes the dock and gives focus back to its toggle; the session stays as it was.
+    page.locator(".dock input[name=command]").press("Alt+t")
+    assert page.locator("#dock-body").is_hidden()
+    assert page.evaluate("document.activeElement.hasAttribute('data-dock-toggle')")
+    assert page.get_attribute("[data-dock-toggle]", "aria-expanded") == "false"
+    # Closed stays closed on the next page; Alt+T opens it at the command line, screen kept.
+    page.reload()
+    assert page.locator("#dock-body").is_hidden()
+    page.keyboard.press("Alt+t")
+    assert page.locator("#dock-body").is_visible()
+    assert page.evaluate("document.activeElement.name") == "command"
+    assert "> HE" in str(page.locator(".dock [data-plugin=terminal] pre").text_content())
     assert not page.console_errors  # type: ignore[attr-defined]
 
 

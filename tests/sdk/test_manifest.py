@@ -64,6 +64,10 @@ def test_a_valid_manifest_parses_into_its_parts() -> None:
     ({'[actions.widget]': '[actions.Widget]', 'action = "widget"': 'action = "Widget"'},
      "plugin.toml: actions.Widget: expected an action name of lowercase letters, digits and '_' "
      "(at most 32), starting with a letter, got the string 'Widget'"),
+    ({'action = "widget"': 'action = "widget"\nwidth = "huge"'},
+     "plugin.toml: panels[0].width: expected one of normal, wide, got the string 'huge'"),
+    ({'action = "widget"': 'action = "widget"\nheight = 3'},
+     "plugin.toml: panels[0].height: unknown field (known: action, slot, title, width)"),
     ({'fallback = "Hello is unavailable right now."\n': ""},
      "plugin.toml: fallback: missing (this field is required)"),
 ])

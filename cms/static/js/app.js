@@ -240,4 +240,30 @@ document.addEventListener("click", function (event) {
       el.textContent = clockText(Math.max(0, shown));
     });
   }, 1000);
+  // The client page's dock (wide panels: the terminal). Alt+T or its button opens and closes
+  // it; closed, its panels stay in the page as they were, and the choice is kept across pages.
+  document.addEventListener("DOMContentLoaded", function () {
+    var dock = document.querySelector("[data-dock]");
+    if (!dock) { return; }
+    var toggle = dock.querySelector("[data-dock-toggle]");
+    var body = document.getElementById(toggle.getAttribute("aria-controls"));
+    function set(open, focus) {
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      body.hidden = !open;
+      try { window.localStorage.setItem("cms.dock", open ? "open" : "closed"); } catch (e) { /* private mode */ }
+      if (!focus) { return; }
+      var field = open && body.querySelector("input:not([type=hidden]), textarea, select");
+      (field || toggle).focus();
+    }
+    var stored = null;
+    try { stored = window.localStorage.getItem("cms.dock"); } catch (e) { /* private mode */ }
+    set(stored !== "closed", false);
+    toggle.addEventListener("click", function () { set(body.hidden, true); });
+    document.addEventListener("keydown", function (event) {
+      if (event.altKey && !event.ctrlKey && !event.metaKey && event.code === "KeyT") {
+        event.preventDefault();
+        set(body.hidden, true);
+      }
+    });
+  });
 })();

@@ -106,6 +106,12 @@ fn command(c: *cms.Context) void {
     const kept = lines.items[lines.items.len -| screen_lines..];
     if (stored.ok) _ = c.kvSet("screen", kept, .agent); // a failed write costs the history only
     show(c, kept);
+    // ER, RT, XI: the booking itself is one click away.
+    const booking_id = cms.asInt(t.result.get("booking_id"), 0);
+    if (booking_id > 0) {
+        const locator = cms.asString(t.result.get("locator"), "");
+        c.link(c.fmt("Open booking {s}", .{locator}), c.fmt("/bookings/{d}", .{booking_id}));
+    }
 }
 
 fn show(c: *cms.Context, lines: []const []const u8) void {
