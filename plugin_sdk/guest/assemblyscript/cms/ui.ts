@@ -81,8 +81,9 @@ export class Ui {
   link(text: string, href: string): void { this.block("link", text).kstr("href", href); }
   /** A running clock the page ticks from `since` (a UTC time such as 2026-11-24T14:05:09Z). */
   timer(since: string, label: string | null = null): void {
-    this.block("timer").kstr("since", since);
+    this.block("timer");
     this.opt("label", label);
+    this.w.kstr("since", since);
   }
   /** Any block as JSON text. */
   blockJson(json: string): void {
