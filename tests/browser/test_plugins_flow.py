@@ -155,13 +155,19 @@ def test_softphone_and_mail_from_the_client_page(app: Flask, personas: Personas,
     mail.get_by_role("button", name="Preview").click()
     mail.locator("input[name=subject]").wait_for()
     assert mail.locator("input[name=subject]").input_value() == "Booking confirmation: QX7K2M"
-    mail.get_by_role("button", name="Send").click()
+    # One version on screen, the one that is sent: the whole body is in view, and an edit is sent.
+    body = mail.locator("textarea[name=body]")
+    assert body.evaluate("t => t.scrollHeight <= t.clientHeight + 1")
+    body.fill(body.input_value().replace("Kind regards,", "PS: seats 12A and 12B are held.\n\nKind regards,"))
+    assert mail.locator("pre").count() == 0
+    mail.get_by_role("button", name="Send this mail").click()
     page.wait_for_function("() => [...document.querySelectorAll('[data-plugin=mail]')]"
                            ".some(p => /queued|sent/i.test(p.textContent))")
     page.screenshot(path=str(SCREENSHOTS / "plugins-softphone-mail.png"), full_page=True)
     with app.app_context():
         queued = db.session.scalar(select(OutboxMail))
         assert queued is not None and queued.subject == "Booking confirmation: QX7K2M"
+        assert "PS: seats 12A and 12B are held." in queued.body
     page.goto(f"{live_server}/clients/{client_id}")
     timeline = page.content()
     assert "Wants the Lisbon package in May" in timeline and "Booking confirmation: QX7K2M" in timeline

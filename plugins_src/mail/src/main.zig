@@ -37,8 +37,6 @@ const sent_key = "sent";
 const max_address = 254;
 const max_local = 64;
 const max_label = 200; // UI labels and short texts (plugin_sdk/ui.py: MAX_SHORT)
-const max_terminal_line = 200;
-const max_terminal_lines = 500;
 
 const relay_down = "The mail relay is unavailable; nothing was sent. Try again in a minute.";
 
@@ -532,7 +530,8 @@ fn preview(c: *cms.Context) !void {
 
     const mail = try fill(c, template, booking, .{ .client_name = client_name, .agent_name = agentName(c), .now = callTime(c) });
 
-    c.keyValue(&.{ .{ .key = "To", .value = to }, .{ .key = "Subject", .value = mail.subject } });
+    // One version of the mail on screen, the one that is sent: the form itself, no copy beside it.
+    c.keyValue(&.{.{ .key = "To", .value = to }});
     if (c.client) |cl| {
         const owner = cms.asInt(cms.field(booking, "client_id"), cl.id);
         if (owner != cl.id)
@@ -540,16 +539,9 @@ fn preview(c: *cms.Context) !void {
                 cms.asString(cms.field(booking, "locator"), "?"), clip(booking_client, max_label), clip(cl.name, max_label),
             }), .warning);
     }
-    var lines = std.ArrayList([]const u8).init(c.allocator);
-    var split = std.mem.splitScalar(u8, std.mem.trimRight(u8, mail.body, "\n"), '\n');
-    while (split.next()) |line| {
-        if (lines.items.len == max_terminal_lines) break;
-        try lines.append(clip(line, max_terminal_line));
-    }
-    c.terminal(lines.items);
     c.form(.{
         .action = "send",
-        .title = "Edit and send",
+        .title = "This is the mail that will be sent: edit it here, then send it",
         .fields = &.{
             .{ .name = "template", .label = "Template", .kind = .hidden, .value = .{ .string = @tagName(template) } },
             .{ .name = "booking_id", .label = "Booking", .kind = .hidden, .value = .{ .integer = booking_id } },
@@ -557,7 +549,7 @@ fn preview(c: *cms.Context) !void {
             .{ .name = "subject", .label = "Subject", .kind = .text, .value = .{ .string = mail.subject }, .required = true },
             .{ .name = "body", .label = "Message", .kind = .textarea, .value = .{ .string = mail.body }, .required = true },
         },
-        .buttons = &.{.{ .label = "Send", .style = .primary }},
+        .buttons = &.{.{ .label = "Send this mail", .style = .primary }},
     });
     c.setResult(.{ .template = @tagName(template), .booking_id = booking_id, .to = to, .subject = mail.subject, .body = mail.body });
 }
