@@ -64,7 +64,8 @@ def harnesses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ha
     require(zig_available(), "ziglang (the C compiler)")
     require(shutil.which("node") is not None, "Node.js")
     scratch = tmp_path_factory.mktemp("twin")
-    cache = tmp_path_factory.getbasetemp() / "xdg-cache"  # one AssemblyScript install per session
+    # One AssemblyScript install per session, in the cache the CLI tests use too.
+    cache = tmp_path_factory.getbasetemp() / "home" / "cache"
     old = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(cache)
     try:

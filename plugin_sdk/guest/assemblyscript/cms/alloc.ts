@@ -79,8 +79,8 @@ export function __reset(): void {
 // @ts-ignore: decorator
 @unsafe @global
 export function __new(size: usize, id: u32): usize {
-  if (size > OBJECT_MAXSIZE) outOfMemory(size);
-  const ptr = __alloc(OBJECT_OVERHEAD + size);
+  const ptr = size <= OBJECT_MAXSIZE ? tryAlloc(OBJECT_OVERHEAD + size) : 0;
+  if (!ptr) outOfMemory(size);
   const object = changetype<OBJECT>(ptr - BLOCK_OVERHEAD);
   object.gcInfo = 0;
   object.gcInfo2 = 0;

@@ -1,6 +1,7 @@
 // JSON for plugins: a reader (UTF-8 bytes -> JsonValue, strings as AssemblyScript's UTF-16) and a
 // writer (values -> UTF-8 bytes, escaped) that inserts commas itself.
 import { abortWith } from "./abort";
+import { decimalToDouble } from "./decimal";
 
 /** Nesting deeper than this is not valid input; the writer allows twice as much. */
 export const MAX_DEPTH = 32;
@@ -190,8 +191,34 @@ class Reader {
         return v;
       }
     }
-    v.num = parseFloat(String.UTF8.decodeUnsafe(start, this.at - start));
+    v.num = this.decimal(start, negative);
     return v;
+  }
+
+  /** The number from `start` (checked already) as the nearest double. */
+  decimal(start: usize, negative: bool): f64 {
+    let digits = "";
+    let exp = 0;
+    let p = negative ? start + 1 : start;
+    let fraction = false;
+    for (; p < this.at; p++) {
+      const c = <u32>load<u8>(p);
+      if (c == 0x2E) { fraction = true; continue; }
+      if (c == 0x65 || c == 0x45) break;
+      if (digits.length == 0 && c == 0x30) { if (fraction) exp--; continue; } // leading zeros
+      digits += String.fromCharCode(c);
+      if (fraction) exp--;
+    }
+    if (p < this.at) { // the exponent
+      p++;
+      const sign = load<u8>(p) == 0x2D ? -1 : 1;
+      if (load<u8>(p) == 0x2D || load<u8>(p) == 0x2B) p++;
+      let e = 0;
+      for (; p < this.at; p++) if (e < 100000) e = e * 10 + <i32>(load<u8>(p) - 0x30);
+      exp += sign * e;
+    }
+    const magnitude = decimalToDouble(digits, exp);
+    return negative ? -magnitude : magnitude;
   }
 
   hex4(): i32 {
