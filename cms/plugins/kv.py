@@ -40,10 +40,35 @@ def owner_of(scope: str, agency_id: int, user_id: int, client_id: int | None) ->
     raise KvRefused("bad_args", f"scope must be one of {', '.join(SCOPES)}")
 
 
-def _key(key: Any) -> str:
+def check_key(key: Any) -> str:
+    """The key, checked; raises KvRefused(bad_args)."""
     if not isinstance(key, str) or not key or len(key) > MAX_KEY:
         raise KvRefused("bad_args", f"key must be a string of 1 to {MAX_KEY} characters")
     return key
+
+
+def stored_size(key: str, value: Any) -> int:
+    """What `value` under `key` counts against the quotas; raises KvRefused(too_large)."""
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()) + len(key)
+    if size > MAX_VALUE_BYTES:
+        raise KvRefused("too_large", f"the value is {size} bytes; at most {MAX_VALUE_BYTES}")
+    return size
+
+
+def check_quota(scope: str, sizes: list[int], replaced: int | None, size: int) -> None:
+    """Raise KvRefused(quota_exceeded) unless a value of `size` fits beside an owner's values of
+    `sizes` (`replaced`: the size of the value it replaces, None for a new key)."""
+    if replaced is None and len(sizes) >= MAX_KEYS:
+        raise KvRefused("quota_exceeded", f"at most {MAX_KEYS} keys per {scope}")
+    if sum(sizes) - (replaced or 0) + size > MAX_TOTAL_BYTES:
+        raise KvRefused("quota_exceeded", f"at most {MAX_TOTAL_BYTES} bytes per {scope}")
+
+
+def check_prefix(prefix: Any) -> str:
+    """A kv.list prefix, checked; raises KvRefused(bad_args)."""
+    if not isinstance(prefix, str) or len(prefix) > MAX_KEY:
+        raise KvRefused("bad_args", "prefix must be a string")
+    return prefix
 
 
 # Reads of one transaction ------------------------------------------------------------------
@@ -96,7 +121,7 @@ def kv_get(session: Session, plugin_id: str, agency_id: int, scope: str, owner: 
            reachable: Iterable[Owner] = ()) -> Any:
     """The stored value (None when unset). `reachable`: the other owners this call may read,
     loaded in the same statement."""
-    key = _key(key)
+    key = check_key(key)
     row = _cache(session, agency_id, scope, owner, reachable).rows.get((plugin_id, scope, owner, key))
     return None if row is None else row.value
 
@@ -104,17 +129,12 @@ def kv_get(session: Session, plugin_id: str, agency_id: int, scope: str, owner: 
 def kv_set(session: Session, plugin_id: str, agency_id: int, scope: str, owner: int, key: Any,
            value: Any, reachable: Iterable[Owner] = ()) -> None:
     """Store `value`; raises KvRefused (too_large, quota_exceeded) with nothing written."""
-    key = _key(key)
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()) + len(key)
-    if size > MAX_VALUE_BYTES:
-        raise KvRefused("too_large", f"the value is {size} bytes; at most {MAX_VALUE_BYTES}")
+    key = check_key(key)
+    size = stored_size(key, value)
     cache = _cache(session, agency_id, scope, owner, reachable)
     row = cache.rows.get((plugin_id, scope, owner, key))
     owned = _owned(cache, plugin_id, scope, owner)
-    if row is None and len(owned) >= MAX_KEYS:
-        raise KvRefused("quota_exceeded", f"at most {MAX_KEYS} keys per {scope}")
-    if sum(r.size for r in owned) - (row.size if row else 0) + size > MAX_TOTAL_BYTES:
-        raise KvRefused("quota_exceeded", f"at most {MAX_TOTAL_BYTES} bytes per {scope}")
+    check_quota(scope, [r.size for r in owned], row.size if row else None, size)
     if row is None:
         row = PluginValue(plugin_id=plugin_id, agency_id=agency_id, scope=scope, owner_id=owner,
                           key=key, value=value, size=size)
@@ -127,7 +147,7 @@ def kv_set(session: Session, plugin_id: str, agency_id: int, scope: str, owner: 
 
 def kv_delete(session: Session, plugin_id: str, agency_id: int, scope: str, owner: int, key: Any,
               reachable: Iterable[Owner] = ()) -> bool:
-    key = _key(key)
+    key = check_key(key)
     cache = _cache(session, agency_id, scope, owner, reachable)
     row = cache.rows.pop((plugin_id, scope, owner, key), None)
     if row is None:
@@ -139,7 +159,6 @@ def kv_delete(session: Session, plugin_id: str, agency_id: int, scope: str, owne
 
 def kv_list(session: Session, plugin_id: str, agency_id: int, scope: str, owner: int,
             prefix: Any, reachable: Iterable[Owner] = ()) -> list[str]:
-    if not isinstance(prefix, str) or len(prefix) > MAX_KEY:
-        raise KvRefused("bad_args", "prefix must be a string")
+    prefix = check_prefix(prefix)
     cache = _cache(session, agency_id, scope, owner, reachable)
     return sorted(r.key for r in _owned(cache, plugin_id, scope, owner) if r.key.startswith(prefix))
