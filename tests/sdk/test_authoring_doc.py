@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -39,10 +40,12 @@ def test_the_tutorial_has_both_languages_and_every_command() -> None:
     for command in ("new", "build", "test", "check", "keygen", "package"):
         assert f"cms-plugin {command}" in commands
     assert "--lang zig" in commands and "--lang c" in commands
+    assert "--lang ts" in commands
 
 
 def test_the_tutorial_runs(tmp_path: Path) -> None:
     require(zig_available(), "the ziglang package (pip install 'cms[sdk]')")
+    require(shutil.which("node") is not None, "Node.js (the TypeScript tutorial)")
     home = tmp_path / "home"
     env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
            "XDG_CACHE_HOME": str(home / ".cache"),
@@ -64,9 +67,10 @@ def test_the_tutorial_runs(tmp_path: Path) -> None:
         done = subprocess.run(["bash", "-c", text], cwd=cwd, env=env, capture_output=True,
                               text=True, timeout=600)
         assert done.returncode == 0, f"$ {text}\n{done.stdout}\n{done.stderr}"
-    # The end state the tutorial promises: two signed packages, by the author's key, with the
-    # actions added on the way.
-    for folder, action in (("packing-list", "checklist"), ("visa-notes", "documents")):
+    # The end state the tutorial promises: a signed package per language, by the author's key,
+    # with the actions added on the way.
+    for folder, action in (("packing-list", "checklist"), ("visa-notes", "documents"),
+                           ("baggage-rules", "allowance")):
         package = next((tmp_path / "work" / folder / "dist").glob("*.cmsplugin"))
         trusted = (home / ".config" / "cms-plugin" / "keys" / "author.pub").read_text()
         opened = read_package(package.read_bytes(), [trusted])
