@@ -13,6 +13,7 @@ import click
 
 from plugin_sdk.cli.author import build, check, new
 from plugin_sdk.cli.common import EXIT_OK, EXIT_USAGE
+from plugin_sdk.cli.dev import dev
 from plugin_sdk.cli.pack import keygen, package
 from plugin_sdk.cli.publish import publish
 from plugin_sdk.cli.run import run
@@ -30,6 +31,7 @@ def cli() -> None:
     A plugin from nothing to a signed package:
       cms-plugin new "Hello World" --lang zig
       cms-plugin build hello-world
+      cms-plugin dev hello-world         (live preview on 127.0.0.1)
       cms-plugin check hello-world
       cms-plugin test hello-world
       cms-plugin keygen
@@ -38,7 +40,7 @@ def cli() -> None:
     """
 
 
-for command in (new, build, check, test, keygen, package, publish, run):
+for command in (new, build, check, test, keygen, package, publish, run, dev):
     cli.add_command(command)
 
 
