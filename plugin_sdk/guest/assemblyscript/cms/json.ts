@@ -245,6 +245,15 @@ class Reader {
     const out = __new(capacity << 1, idof<string>());
     let units: usize = 0;
     while (true) {
+      // A run of plain ASCII, copied without the checks below.
+      let p = this.at;
+      while (p < close) {
+        const b = <u32>load<u8>(p);
+        if (b < 0x20 || b == 0x5C || b >= 0x80) break;
+        store<u16>(out + (units++ << 1), <u16>b);
+        p++;
+      }
+      this.at = p;
       if (this.at >= this.end) return null;
       let c = <u32>load<u8>(this.at);
       if (c == 0x22) { this.at++; break; }
@@ -358,55 +367,63 @@ export class Bytes {
   }
   /** `s` as UTF-8, escaped for a JSON string when `escape`; a lone surrogate becomes U+FFFD. */
   text(s: string, escape: bool): void {
-    const n = s.length;
-    this.room(<usize>n * 3);
-    for (let i = 0; i < n; i++) {
-      let c = <u32>s.charCodeAt(i);
+    const n = <usize>s.length;
+    const units = changetype<usize>(s);
+    this.room(n * 3);
+    let out = this.ptr + this.len; // room for 3 bytes a unit; escapes make more room
+    for (let i: usize = 0; i < n; i++) {
+      let c = <u32>load<u16>(units + (i << 1));
       if (c < 0x80) {
         if (escape && (c < 0x20 || c == 0x22 || c == 0x5C)) {
-          this.room(6 + <usize>(n - i) * 3);
-          this.byte(0x5C);
-          if (c == 0x22 || c == 0x5C) this.byte(c);
-          else if (c == 0x0A) this.byte(0x6E);
-          else if (c == 0x0D) this.byte(0x72);
-          else if (c == 0x09) this.byte(0x74);
-          else if (c == 0x08) this.byte(0x62);
-          else if (c == 0x0C) this.byte(0x66);
-          else {
-            this.ascii("u00");
-            this.byte("0123456789abcdef".charCodeAt(c >> 4));
-            this.byte("0123456789abcdef".charCodeAt(c & 15));
-          }
+          this.len = out - this.ptr;
+          this.room(6 + (n - i) * 3);
+          this.escape(c);
+          out = this.ptr + this.len;
           continue;
         }
-        store<u8>(this.ptr + this.len++, <u8>c);
+        store<u8>(out++, <u8>c);
         continue;
       }
       if (c >= 0xD800 && c < 0xDC00 && i + 1 < n) {
-        const low = <u32>s.charCodeAt(i + 1);
+        const low = <u32>load<u16>(units + ((i + 1) << 1));
         if (low >= 0xDC00 && low < 0xE000) {
           c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
           i++;
         }
       }
       if (c >= 0xD800 && c < 0xE000) c = 0xFFFD;
-      const p = this.ptr + this.len;
       if (c < 0x800) {
-        store<u8>(p, <u8>(0xC0 | (c >> 6)));
-        store<u8>(p + 1, <u8>(0x80 | (c & 63)));
-        this.len += 2;
+        store<u8>(out, <u8>(0xC0 | (c >> 6)));
+        store<u8>(out + 1, <u8>(0x80 | (c & 63)));
+        out += 2;
       } else if (c < 0x10000) {
-        store<u8>(p, <u8>(0xE0 | (c >> 12)));
-        store<u8>(p + 1, <u8>(0x80 | ((c >> 6) & 63)));
-        store<u8>(p + 2, <u8>(0x80 | (c & 63)));
-        this.len += 3;
+        store<u8>(out, <u8>(0xE0 | (c >> 12)));
+        store<u8>(out + 1, <u8>(0x80 | ((c >> 6) & 63)));
+        store<u8>(out + 2, <u8>(0x80 | (c & 63)));
+        out += 3;
       } else {
-        store<u8>(p, <u8>(0xF0 | (c >> 18)));
-        store<u8>(p + 1, <u8>(0x80 | ((c >> 12) & 63)));
-        store<u8>(p + 2, <u8>(0x80 | ((c >> 6) & 63)));
-        store<u8>(p + 3, <u8>(0x80 | (c & 63)));
-        this.len += 4;
+        store<u8>(out, <u8>(0xF0 | (c >> 18)));
+        store<u8>(out + 1, <u8>(0x80 | ((c >> 12) & 63)));
+        store<u8>(out + 2, <u8>(0x80 | ((c >> 6) & 63)));
+        store<u8>(out + 3, <u8>(0x80 | (c & 63)));
+        out += 4;
       }
+    }
+    this.len = out - this.ptr;
+  }
+  /** The JSON escape of the ASCII character `c` (room for 6 bytes is there). */
+  private escape(c: u32): void {
+    this.byte(0x5C);
+    if (c == 0x22 || c == 0x5C) this.byte(c);
+    else if (c == 0x0A) this.byte(0x6E);
+    else if (c == 0x0D) this.byte(0x72);
+    else if (c == 0x09) this.byte(0x74);
+    else if (c == 0x08) this.byte(0x62);
+    else if (c == 0x0C) this.byte(0x66);
+    else {
+      this.ascii("u00");
+      this.byte("0123456789abcdef".charCodeAt(c >> 4));
+      this.byte("0123456789abcdef".charCodeAt(c & 15));
     }
   }
   /** The packed (ptr << 32) | len of the bytes so far. */
