@@ -81,6 +81,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         ],
     )
 
+    from cms.plugins.courier import for_app as courier_for_app
+
+    app.extensions["cms"].courier = courier_for_app(app)
     security.init_app(app)
     errors.init_app(app)
     cli.init_app(app)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from cms.auth.throttle import LoginThrottle
     from cms.config import Settings
     from cms.flags.store import FlagStore
+    from cms.plugins.courier import Courier
     from cms.plugins.registry import PluginRegistry
     from cms.runtime import Runtime
 
@@ -44,6 +45,8 @@ class AppState:
     #: The built plugins this app can run (read lazily, per process).
     plugins: PluginRegistry
     admin_nav: list[NavItem] = field(default_factory=list)
+    #: Hands due outbox mail to the relay, on its own thread per worker; None without a relay.
+    courier: "Courier | None" = None
 
 
 def state() -> AppState:

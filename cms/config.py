@@ -117,6 +117,9 @@ class Settings:
     plugin_compile_missing: bool = True
     smtp_url: str | None = None
     mail_from: str = "noreply@cms.local"
+    #: A plugin's mail waits this long in the outbox, so its sender can undo it, before the
+    #: courier hands it to the relay.
+    mail_undo_s: int = 10
     #: The circuit breaker: this many faults of one plugin version in the window quarantine it.
     quarantine_faults: int = 5
     quarantine_window_s: int = 60
@@ -212,6 +215,7 @@ class Settings:
             plugin_compile_missing=_bool(env, "CMS_PLUGIN_COMPILE_MISSING", mode != "production"),
             smtp_url=env.get("CMS_SMTP_URL", "").strip() or None,
             mail_from=env.get("CMS_MAIL_FROM", "").strip() or "noreply@cms.local",
+            mail_undo_s=_int(env, "CMS_MAIL_UNDO_SECONDS", 10, minimum=0),
             quarantine_faults=_int(env, "CMS_QUARANTINE_FAULTS", 5, minimum=1),
             quarantine_window_s=_int(env, "CMS_QUARANTINE_WINDOW_SECONDS", 60, minimum=1),
             panel_budget_ms=_int(env, "CMS_PANEL_BUDGET_MS", 50, minimum=10),

@@ -49,6 +49,8 @@ def on_worker_ready(app: Any) -> None:
     with app.app_context():
         monitor.ensure_plugin_series()  # every installed version's series, at zero
     monitor.start()  # this worker's thread for metrics and detectors
+    if app.extensions["cms"].courier is not None:
+        app.extensions["cms"].courier.start()  # this worker's share of the outbox
     # The flag watcher (Redis subscriber + database version poll) is per worker, like the engine.
     app.extensions["cms"].flags.start()
     logger.info("plugin engine ready in worker %s (ticker alive: %s)", runtime.engines.generation,

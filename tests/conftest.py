@@ -98,6 +98,8 @@ def build_app(settings: Settings) -> Iterator[Flask]:
     with app.app_context():
         db.create_all()
     yield app
+    if app.extensions["cms"].courier is not None:
+        app.extensions["cms"].courier.stop()
     with app.app_context():
         db.session.remove()
         db.drop_all()

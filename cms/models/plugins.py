@@ -93,7 +93,8 @@ class OutboxMail(db.Model):  # type: ignore[name-defined,misc]
     """A mail a plugin sent: queued in the same transaction as the call, delivered after it."""
 
     __tablename__ = "outbox_mails"
-    __table_args__ = (Index("ix_outbox_mails_agency_created", "agency_id", "created_at"),)
+    __table_args__ = (Index("ix_outbox_mails_agency_created", "agency_id", "created_at"),
+                      Index("ix_outbox_mails_status_deliver_after", "status", "deliver_after"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
@@ -103,10 +104,14 @@ class OutboxMail(db.Model):  # type: ignore[name-defined,misc]
     to_addr: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
-    #: queued (waiting for the relay or kept in the outbox), sent, or failed (see error).
+    #: queued (in its undo window, waiting for the relay, or kept in the outbox without one),
+    #: sending (claimed by one worker's courier), sent, failed (see error), or undone (by its
+    #: sender before it left).
     status: Mapped[str] = mapped_column(String(8), default="queued")
     error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The end of the sender's undo window: the courier leaves the mail alone until then.
+    deliver_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

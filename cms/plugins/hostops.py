@@ -50,8 +50,10 @@ class HostContext:
     actor: Actor
     client_id: int | None = None
     http_allow: tuple[str, ...] = ()
-    #: Outbox mails queued by this call, delivered after commit.
+    #: Outbox mails queued by this call; the courier delivers them after their undo window.
     queued_mail: list[int] = field(default_factory=list)
+    #: How long this call's mail waits in the outbox for its sender's undo.
+    mail_undo_s: int = 0
     #: The call's savepoint, opened by its first write op (None: the call wrote nothing).
     savepoint: SessionTransaction | None = None
     #: The page's client when the call has none: its storage is prefetched, never reachable.
@@ -357,7 +359,7 @@ def mail_send(call: CallContext, args: dict[str, Any]) -> Any:
         queued = mail.queue_mail(host.session, agency_id=host.agency_id, user_id=host.user_id,
                                  client_id=client_id, plugin_id=host.plugin_id,
                                  to=args.get("to"), subject=args.get("subject"),
-                                 body=args.get("body"))
+                                 body=args.get("body"), undo_s=host.mail_undo_s)
     except mail.MailRefused as exc:
         raise HostOpError(exc.code, exc.message) from None
     host.queued_mail.append(queued.id)

@@ -23,7 +23,6 @@ from cms.audit import Actor
 from cms.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from cms.ids import parse_id
 from cms.models import Booking, Client, PluginInstall, PluginVersion, User, utcnow
-from cms.plugins import mail
 from cms.flags import bump_config_version, config_version, ensure_plugin_flag
 from cms.plugins.hostops import HostContext
 from cms.plugins.lifecycle import get_version, quarantine, register_bundled
@@ -94,6 +93,8 @@ class ActionOutcome:
     action: str
     output: dict[str, Any]
     stats: CallStats
+    #: Outbox mails the call queued (committed): the page offers to undo them.
+    queued_mail: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -133,8 +134,9 @@ class AgentCall:
     agent_name: str
     client_id: int | None = None
     slot: str | None = None
-    smtp_url: str | None = None
-    mail_from: str = "noreply@cms.local"
+    #: How long the call's mail waits for its sender's undo, and who delivers it after.
+    mail_undo_s: int = 0
+    mail_queued: Callable[[], None] | None = None
     #: Evaluates a feature flag for this agent (the app's in-memory snapshot); None: all on.
     flag: Callable[[str], bool] | None = None
     #: This worker's plugin snapshot; None: read the database (CLI, tests).
@@ -275,7 +277,7 @@ def _run(session: Session, registry: PluginRegistry, call: AgentCall, built: Bui
     _check_param_ids(session, call.actor.agency_id, params, client)
     host = HostContext(session=session, plugin_id=manifest.id, agency_id=call.actor.agency_id,
                        actor=call.actor, client_id=client.id if client else None,
-                       http_allow=manifest.http_allow,
+                       http_allow=manifest.http_allow, mail_undo_s=call.mail_undo_s,
                        page_client_id=call.page_client_id if client is None else None)
     try:
         data = abi.encode_input(action, params, _context(call, client, now or utcnow()))
@@ -308,11 +310,13 @@ def _run(session: Session, registry: PluginRegistry, call: AgentCall, built: Bui
         raise
     if host.end(keep=result.ok) and result.ok:
         _commit_keeping_objects(session)
-        mail.deliver(session, host.queued_mail, call.smtp_url, call.mail_from)
+        if host.queued_mail and call.mail_queued is not None:
+            call.mail_queued()
     monitoring.plugin_call(manifest.id, manifest.version,
                            "ok" if result.ok else "error", result.stats, limits, action)
     registry.note(manifest.id, None)
-    return ActionOutcome(manifest.id, action, result.output, result.stats)
+    return ActionOutcome(manifest.id, action, result.output, result.stats,
+                         tuple(host.queued_mail) if result.ok else ())
 
 
 def _failed(session: Session, registry: PluginRegistry, call: AgentCall, built: BuiltPlugin,

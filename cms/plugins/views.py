@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import Blueprint, abort, g, jsonify, render_template, request, url_for
+from flask import (Blueprint, abort, flash, g, jsonify, redirect, render_template, request,
+                   url_for)
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from cms.app_state import current_actor, state
-from cms.errors import DomainError, ValidationFailed
+from cms.errors import DomainError, ValidationFailed, wants_json
 from cms.extensions import db
 from cms.flags import AgentRef
 from cms.ids import parse_id
@@ -44,8 +45,8 @@ def agent_call(client_id: int | None = None, slot: str | None = None,
         snapshot = app_state.flags.snapshot()
         g.plugin_snapshot = plugin_state_of(snapshot.extras) if snapshot is not None else None
     return AgentCall.for_user(current_user, current_actor(), client_id=client_id, slot=slot,
-                              smtp_url=app_state.settings.smtp_url,
-                              mail_from=app_state.settings.mail_from,
+                              mail_undo_s=app_state.settings.mail_undo_s,
+                              mail_queued=app_state.courier.wake if app_state.courier else None,
                               flag=lambda key: app_state.flags.is_enabled(key, agent),
                               plugins=g.plugin_snapshot or PluginState(),
                               notify=app_state.flags.changed, budget_ms=budget_ms,
@@ -81,7 +82,9 @@ def _slots() -> dict[str, Any]:
         if not current_user.is_authenticated:
             return []
         return plugin_statuses(db.session, state().plugins, agent_call())
-    return {"plugin_panels": plugin_panels, "plugin_status": plugin_status}
+    settings = state().settings
+    return {"plugin_panels": plugin_panels, "plugin_status": plugin_status,
+            "mail_undo_s": settings.mail_undo_s, "mail_relay": settings.smtp_url is not None}
 
 
 def _form_params(schema: dict[str, Any]) -> dict[str, Any]:
@@ -196,3 +199,21 @@ def outbox() -> str:
     mails = newest(db.session, None if everyone else current_user.agency_id)
     return render_template("plugins/outbox.html", mails=mails, everyone=everyone,
                            relay=state().settings.smtp_url is not None)
+
+
+@bp.post("/outbox/<id:mail_id>/undo")
+@login_required
+def undo_mail(mail_id: int) -> Any:
+    """Undo a mail the agent just sent from a plugin, before the courier takes it: 404 for
+    anyone else's, 409 once it has left. JSON, a partial (the panel's undo bar) or a redirect."""
+    from cms.plugins.mail import undo
+
+    mail = undo(db.session, mail_id, user_id=current_user.id, agency_id=current_user.agency_id)
+    message = f"Undone: the mail to {mail.to_addr} was not sent."
+    if wants_json():
+        return jsonify({"id": mail.id, "status": mail.status, "message": message})
+    if request.headers.get("X-Partial") == "1":
+        return render_template("plugins/_undo_done.html", message=message)
+    flash(message, "success")
+    return redirect(back_link(request.referrer, request.host_url, url_for("plugins.outbox")),
+                    code=303)

@@ -168,9 +168,19 @@ def test_softphone_and_mail_from_the_client_page(app: Flask, personas: Personas,
         queued = db.session.scalar(select(OutboxMail))
         assert queued is not None and queued.subject == "Booking confirmation: QX7K2M"
         assert "PS: seats 12A and 12B are held." in queued.body
+    # Ten seconds to undo it, counted down; undone, it never leaves and the timeline says so.
+    bar = mail.locator("[data-undo-mail]")
+    assert bar.locator("[data-countdown]").text_content() in {str(s) for s in range(1, 11)}
+    bar.get_by_role("button", name="Undo send").click()
+    page.wait_for_function("() => document.body.textContent.includes("
+                           "'Undone: the mail to ada@example.com was not sent.')")
+    with app.app_context():
+        db.session.expire_all()
+        assert db.session.get(OutboxMail, queued.id).status == "undone"
     page.goto(f"{live_server}/clients/{client_id}")
     timeline = page.content()
     assert "Wants the Lisbon package in May" in timeline and "Booking confirmation: QX7K2M" in timeline
+    assert "Mail not sent (undone): Booking confirmation: QX7K2M" in timeline
     assert not page.console_errors  # type: ignore[attr-defined]
 
 

@@ -26,7 +26,7 @@ from cms.plugins.service import sync_installs
 from plugin_sdk.manifest import load_manifest
 from tests.conftest import Browser, Personas, build_app, create_personas, make_settings
 from tests.plugins.test_api import make_client
-from tests.plugins.test_hostops import smtp_server  # noqa: F401  (fixture)
+from tests.plugins.test_hostops import smtp_server, wait_for_status  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 WASM = ROOT / "wasm"
@@ -114,7 +114,7 @@ def test_mail_from_template_to_a_real_smtp_server(tmp_path: Path, smtp_server: t
     from cms.models import Agency, Client
 
     url, received = smtp_server
-    for app in bundled_app(tmp_path, smtp_url=url, mail_from="agency@cms.example"):
+    for app in bundled_app(tmp_path, smtp_url=url, mail_from="agency@cms.example", mail_undo_s=0):
         personas = create_personas(app)
         with app.app_context():
             client = factories.make_client(db.session, db.session.get(Agency, personas.agency_a_id),
@@ -137,11 +137,11 @@ def test_mail_from_template_to_a_real_smtp_server(tmp_path: Path, smtp_server: t
                                              "body": preview["result"]["body"], "booking_id": booking_id,
                                              "template": "confirmation"}, token, client_id).get_json()
         assert sent["ok"], sent
+        mail = wait_for_status(app, sent["result"]["mail_id"], "sent")  # the courier's thread
+        assert mail.client_id == client_id
         (envelope,) = received
         assert envelope.rcpt_tos == ["ada@example.com"] and b"QX7K2M" in envelope.content
         with app.app_context():
-            mail = db.session.scalar(select(OutboxMail))
-            assert mail is not None and mail.status == "sent" and mail.client_id == client_id
             entry = db.session.scalar(select(Activity).where(Activity.kind == "mail"))
             assert entry is not None and "Booking confirmation: QX7K2M" in entry.body
         # Another agency's agent cannot mail about this booking.

@@ -209,10 +209,24 @@ def test_mail_goes_to_the_outbox_without_a_relay(app: Flask, personas: Personas,
     assert bad["error"]["code"] == "bad_address"
 
 
+def wait_for_status(app: Flask, mail_id: int, status: str, within_s: float = 5.0) -> OutboxMail:
+    """The outbox mail once the courier (its own thread) has given it `status`."""
+    deadline = time.monotonic() + within_s
+    while True:
+        with app.app_context():
+            mail = db.session.get(OutboxMail, mail_id)
+            assert mail is not None
+            if mail.status == status or time.monotonic() > deadline:
+                assert mail.status == status
+                return mail
+        time.sleep(0.05)
+
+
 def test_mail_reaches_a_real_smtp_server(tmp_path: Path, probe_wasm: bytes,
                                          smtp_server: tuple[str, list[Any]]) -> None:
     url, received = smtp_server
-    for app in make_plugin_app(tmp_path, probe_wasm, smtp_url=url, mail_from="cms@agency.example"):
+    for app in make_plugin_app(tmp_path, probe_wasm, smtp_url=url, mail_from="cms@agency.example",
+                               mail_undo_s=0):
         personas = create_personas(app)
         browser = Browser(app.test_client())
         browser.login(personas.agent_a)
@@ -225,9 +239,7 @@ def test_mail_reaches_a_real_smtp_server(tmp_path: Path, probe_wasm: bytes,
         assert envelope.mail_from == "cms@agency.example" and envelope.rcpt_tos == ["ada@example.com"]
         assert b"Subject: Booking confirmation" in envelope.content
         assert b"Your booking ABC123 is confirmed." in envelope.content
-        with app.app_context():
-            mail = db.session.get(OutboxMail, sent["result"]["id"])
-            assert mail is not None and mail.status == "sent" and mail.sent_at is not None
+        assert wait_for_status(app, sent["result"]["id"], "sent").sent_at is not None
         # A mail sent by a call that then fails never leaves.
         calls(browser, ("mail.send", {"to": "x@example.com", "subject": "s", "body": "b"}), then="trap")
         time.sleep(0.2)
@@ -237,15 +249,13 @@ def test_mail_reaches_a_real_smtp_server(tmp_path: Path, probe_wasm: bytes,
 
 
 def test_a_dead_relay_marks_the_mail_failed_not_the_plugin(tmp_path: Path, probe_wasm: bytes) -> None:
-    for app in make_plugin_app(tmp_path, probe_wasm, smtp_url="smtp://127.0.0.1:9"):
+    for app in make_plugin_app(tmp_path, probe_wasm, smtp_url="smtp://127.0.0.1:9", mail_undo_s=0):
         personas = create_personas(app)
         browser = Browser(app.test_client())
         browser.login(personas.agent_a)
         sent = one(browser, "mail.send", {"to": "ada@example.com", "subject": "s", "body": "b"})
         assert sent["ok"]
-        with app.app_context():
-            mail = db.session.get(OutboxMail, sent["result"]["id"])
-            assert mail is not None and mail.status == "failed" and "Connection refused" in (mail.error or "")
+        assert "Connection refused" in (wait_for_status(app, sent["result"]["id"], "failed").error or "")
 
 
 def test_the_outbox_shows_an_agencys_mail_to_its_agents_and_all_to_admins(

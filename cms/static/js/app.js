@@ -232,8 +232,36 @@ document.addEventListener("click", function (event) {
     function two(v) { return (v < 10 ? "0" : "") + v; }
     return h ? h + ":" + two(m) + ":" + two(sec) : two(m) + ":" + two(sec);
   }
+  // "Undo send" bars count down their window; then the mail has left and the button goes.
+  // Undo is posted in place (the panel stays); without script the form posts and comes back.
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("[data-undo-mail]");
+    if (!form) { return; }
+    event.preventDefault();
+    form.setAttribute("aria-busy", "true");
+    fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin",
+                         headers: { "X-Partial": "1" } })
+      .then(function (r) { return r.text().then(function (t) { return { ok: r.ok, text: t }; }); })
+      .then(function (r) {
+        var bar = document.createElement("p");
+        bar.className = "undo-bar"; bar.setAttribute("role", "status");
+        bar.textContent = r.ok ? new DOMParser().parseFromString(r.text, "text/html").body.textContent.trim()
+                               : "Too late to undo: the mail has already gone to the relay.";
+        form.replaceWith(bar);
+      })
+      .catch(function () { form.removeAttribute("aria-busy"); });
+  });
   window.setInterval(function () {
     var now = Date.now();
+    document.querySelectorAll("[data-undo-mail]").forEach(function (form) {
+      if (!form.dataset.undoSeen) { form.dataset.undoSeen = String(now); }
+      var left = parseInt(form.dataset.seconds, 10) - Math.floor((now - parseInt(form.dataset.undoSeen, 10)) / 1000);
+      var count = form.querySelector("[data-countdown]");
+      if (left > 0) { if (count) { count.textContent = String(left); } return; }
+      var done = document.createElement("p");
+      done.className = "undo-bar muted"; done.textContent = form.dataset.after;
+      form.replaceWith(done);
+    });
     document.querySelectorAll("time[data-timer]").forEach(function (el) {
       if (!el.dataset.timerSeen) { el.dataset.timerSeen = String(now); }
       var shown = parseInt(el.dataset.timer, 10) + Math.floor((now - parseInt(el.dataset.timerSeen, 10)) / 1000);
