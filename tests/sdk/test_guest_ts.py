@@ -410,6 +410,29 @@ def test_a_failing_npm_install_is_one_line(homes: Path, monkeypatch: pytest.Monk
         f"assemblyscript-{toolchain_ts.ASC_VERSION}.lock"]
 
 
+def test_a_parallel_first_build_waits_for_the_install(made: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    import fcntl
+    import threading
+
+    installed = toolchain_ts.compiler_home()  # the session's install, done by `made`
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")  # npm would fail here
+    home = toolchain_ts.compiler_home()
+    home.parent.mkdir(parents=True)
+    found: list[Any] = []
+    with open(home.parent / f"{home.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another build is installing
+        waiter = threading.Thread(target=lambda: found.append(toolchain_ts.ensure_compiler()))
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive() and not found  # it waits for the lock
+        home.mkdir()
+        (home / "node_modules").symlink_to(installed / "node_modules")
+    waiter.join(30)
+    assert found == [home / "node_modules" / "assemblyscript" / "bin" / "asc.js"]
+
+
 # Envelopes ------------------------------------------------------------------------------------
 
 def test_unknown_action_and_bad_input(load: Any) -> None:
