@@ -24,6 +24,9 @@ ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A
 SMTP_TIMEOUT_S = 5.0
 #: At most this many mails per courier round (one SMTP connection).
 DELIVERY_BATCH = 50
+#: A claim lasts this long: mail a dead worker had claimed is claimed again after it (so a mail
+#: is delivered at least once; twice only if a worker died between the relay and its commit).
+CLAIM_LEASE = timedelta(minutes=5)
 
 
 class MailRefused(Exception):
@@ -54,16 +57,21 @@ def queue_mail(session: Session, *, agency_id: int, user_id: int, client_id: int
 
 
 def claim_due(session: Session, now: datetime, limit: int = DELIVERY_BATCH) -> list[OutboxMail]:
-    """Mark queued mail past its undo window as `sending` and return it (committed). Each claim
-    is a compare-and-set on the status, so two workers, or a courier and an undo, never both
-    win the same mail."""
-    due = session.scalars(select(OutboxMail.id).where(
-        OutboxMail.status == "queued",
+    """Mark queued mail past its undo window (and mail whose claim has lapsed) as `sending` for
+    CLAIM_LEASE and return it (committed). Each claim is a compare-and-set on the status and
+    the time it was due, so two workers, or a courier and an undo, never both win the same mail."""
+    due = session.execute(select(OutboxMail.id, OutboxMail.status, OutboxMail.deliver_after).where(
+        or_(OutboxMail.status == "queued", OutboxMail.status == "sending"),
         or_(OutboxMail.deliver_after.is_(None), OutboxMail.deliver_after <= now),
     ).order_by(OutboxMail.id).limit(limit)).all()
-    claimed = [mail_id for mail_id in due if session.execute(
-        update(OutboxMail).where(OutboxMail.id == mail_id, OutboxMail.status == "queued")
-        .values(status="sending")).rowcount == 1]
+    claimed = []
+    for mail_id, status, due_at in due:
+        same_due = (OutboxMail.deliver_after.is_(None) if due_at is None
+                    else OutboxMail.deliver_after == due_at)
+        if session.execute(update(OutboxMail).where(
+                OutboxMail.id == mail_id, OutboxMail.status == status, same_due)
+                .values(status="sending", deliver_after=now + CLAIM_LEASE)).rowcount == 1:
+            claimed.append(mail_id)
     session.commit()
     if not claimed:
         return []

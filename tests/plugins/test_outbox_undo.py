@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from cms.errors import Conflict
 from cms.extensions import db
 from cms.models import Activity, OutboxMail, User, utcnow
-from cms.plugins.mail import claim_due, deliver_due, undo
+from cms.plugins.mail import CLAIM_LEASE, claim_due, deliver_due, undo
 from tests.conftest import Browser, Personas, create_personas
 from tests.plugins.conftest import make_plugin_app
 from tests.plugins.test_api import make_client
@@ -130,6 +130,10 @@ def test_claims_are_exclusive_between_couriers_and_against_an_undo(
         second = claim_due(another, later)
         assert [m.id for m in first] == ids[:4] and [m.id for m in second] == ids[4:]
         assert claim_due(one_worker, later) == []
+        # A worker that died holding a claim: its mail is claimed again once the lease lapses.
+        lapsed = later + CLAIM_LEASE + timedelta(seconds=1)
+        assert [m.id for m in claim_due(another, lapsed)] == ids
+        assert claim_due(one_worker, lapsed) == []
         sender = one_worker.scalar(select(User.id).where(User.username == personas.agent_a))
         assert sender is not None
         with pytest.raises(Conflict):  # claimed for sending: too late to undo
