@@ -139,6 +139,10 @@ def test_softphone_and_mail_from_the_client_page(app: Flask, personas: Personas,
     toolbar = page.locator("header [data-plugin=softphone]")
     toolbar.get_by_role("button", name="Hang up").wait_for()
     assert toolbar.get_attribute("data-refreshed") == "1"
+    # A running timer while connected, ticking in the page (no call to the plugin).
+    clock = toolbar.locator("time[data-timer]")
+    assert clock.text_content() in {"00:00", "00:01"}
+    page.wait_for_function("() => document.querySelector('header time[data-timer]').textContent >= '00:02'")
     phone.get_by_role("button", name="Hang up").click()
     phone.locator("select[name=disposition]").wait_for()
     phone.locator("select[name=disposition]").select_option("booked")
