@@ -112,6 +112,13 @@ def test_the_terminal_sits_in_a_wide_dock_toggled_from_the_keyboard(
     assert page.locator("#dock-body").is_visible()
     assert page.evaluate("document.activeElement.name") == "command"
     assert "> HE" in str(page.locator(".dock [data-plugin=terminal] pre").text_content())
+    # On a phone the page still fits: the terminal's wide lines scroll inside it, not the page.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.evaluate("(() => { const p = document.querySelector('.dock pre');"
+                         " return p.scrollWidth > p.clientWidth && p.tabIndex === 0; })()")
+    page.screenshot(path=str(SCREENSHOTS / "phone-terminal-dock.png"), full_page=True)
     assert not page.console_errors  # type: ignore[attr-defined]
 
 
