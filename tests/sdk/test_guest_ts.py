@@ -143,7 +143,8 @@ function error(ctx: Ctx): void {
 function call(ctx: Ctx): void {
   const args = ctx.param("args");
   const a = ctx.call(ctx.param("op").asString(""), args.exists ? args.stringify() : null);
-  ctx.result().obj().kbool("ok", a.ok).kstrOrNull("error", a.code).kstr("message", a.message)
+  ctx.result().obj().kbool("ok", a.ok).kbool("transient", a.transient).kstrOrNull("error", a.code)
+    .kstr("message", a.message)
     .kstrOrNull("host_error", ctx.hostError).kvalue("result", a.result).end();
 }
 
@@ -495,7 +496,8 @@ def test_random_doubles_round_trip_exactly(load: Any) -> None:
 
 
 @pytest.mark.parametrize("text", [
-    "2.2250738585072011e-308", "2.2250738585072012e-308", "4.9406564584124654e-324", "2.4703282292062328e-324",
+    "2.2250738585072011e-308", "2.2250738585072012e-308", "4.9406564584124654e-324",
+    "2.4703282292062328e-324",
     "1.00000000000000011102230246251565404236316680908203125",  # a tie: to even (1.0)
     "1.00000000000000011102230246251565404236316680908203126", "9007199254740993.0",
     "1.7976931348623158e308", "1.7976931348623159e308", "3.0170681842882087e46", "0." + "0" * 400 + "1e400",
@@ -675,13 +677,15 @@ def test_kv_unavailable_is_an_answer_the_plugin_sees(load: Any, host: Host) -> N
 def test_host_call_answers(load: Any) -> None:
     plugin = load()
     ok = plugin.call("call", {"op": "test.echo", "args": {"q": "ü\"x😀"}}).output["result"]
-    assert ok == {"ok": True, "error": None, "message": "", "host_error": None,
+    assert ok == {"ok": True, "transient": False, "error": None, "message": "", "host_error": None,
                   "result": {"args": {"q": "ü\"x😀"}}}
     assert plugin.call("call", {"op": "test.echo"}).output["result"]["result"] == {"args": {}}
     down = plugin.call("call", {"op": "test.down"}).output["result"]
-    assert down == {"ok": False, "error": "unavailable", "message": "the service is down",
+    assert down == {"ok": False, "transient": True, "error": "unavailable",
+                    "message": "the service is down",
                     "host_error": "unavailable", "result": None}
-    assert plugin.call("call", {"op": "no.such"}).output["result"]["error"] == "unknown_op"
+    unknown = plugin.call("call", {"op": "no.such"}).output["result"]
+    assert (unknown["error"], unknown["transient"]) == ("unknown_op", False)
 
 
 def test_host_call_without_capability_is_a_fault(load: Any) -> None:

@@ -73,8 +73,8 @@ def harnesses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ha
         for lang, folder in (("c", C_FOLDER), ("ts", TS_FOLDER)):
             manifest = load_manifest(folder)
             assert manifest.build_lang == lang and manifest.build_source is not None
-            wasm = compile_module(lang, folder / manifest.build_source, scratch / f"{lang}.wasm",  # type: ignore[arg-type]
-                                  folder)
+            source = folder / manifest.build_source
+            wasm = compile_module(lang, source, scratch / f"{lang}.wasm", folder)  # type: ignore[arg-type]
             built[lang] = Harness(wasm, manifest, scratch / f"artifacts-{lang}")
     finally:
         if old is None:

@@ -390,10 +390,11 @@ function wrapUp(ctx: Ctx): void {
     const answer = ctx.call("activity.add", args.toString());
     logged = answer.ok;
     if (!logged) {
-      const error = answer.code !== null ? answer.code! : "bad_answer";
-      problem = error == "unavailable" || error == "timeout"
+      const code = answer.code;
+      const why = answer.message.length > 0 ? answer.message : code !== null ? code : "";
+      problem = answer.transient
         ? "Call not logged: the client's timeline is unavailable, try again"
-        : `Call not logged: ${clip(answer.message.length > 0 ? answer.message : error, 200)}`;
+        : `Call not logged: ${clip(why, 200)}`;
     }
   }
   ctx.log(INFO, `wrap up ${number}: ${code} (${secs}s)${logged ? ", logged" : ""}`);

@@ -43,7 +43,8 @@
 //                               table+row+cell* form+field+button blockJson
 //
 // Host calls (capabilities in plugin.toml; a missing one is a fault, not an answer):
-//   ctx.call(op, argsJson): HostAnswer   .ok .code (null when ok) .message .result
+//   ctx.call(op, argsJson): HostAnswer   .ok .code (null when ok; HostError.*) .message .result
+//                                        .transient (unavailable or timeout: degrade and go on)
 //   ctx.hostError                        code of the last failed host call, null if it succeeded
 //   kv (scope "plugin", "agent" or "client"; null = the host's default, "agent"):
 //   ctx.kvGet(key, scope): JsonValue | null   the value (a null value when unset), null on an
@@ -68,10 +69,26 @@ export const ERROR = 3;
 export function cms_alloc(n: usize): usize { return tryAlloc(n); }
 export function cms_abi_version(): i32 { return 1; }
 
-/** A host op's answer. */
+/** Error codes of host answers (docs/plugin-abi.md); ops add their own (for example "not_found"). */
+export namespace HostError {
+  export const BAD_REQUEST = "bad_request";
+  export const UNKNOWN_OP = "unknown_op";
+  export const UNAVAILABLE = "unavailable";
+  export const TIMEOUT = "timeout";
+  export const TOO_LARGE = "too_large";
+  /** The host's answer was not a JSON object (the library's own code). */
+  export const BAD_ANSWER = "bad_answer";
+}
+
+/** A host op's answer: `result` when ok, else the error `code` and `message`. */
 export class HostAnswer {
   constructor(public ok: bool, public code: string | null, public message: string,
               public result: JsonValue) {}
+  /** The host's trouble, not the plugin's (unavailable or timeout): degrade and go on. */
+  get transient(): bool {
+    const code = this.code;
+    return code !== null && (code == HostError.UNAVAILABLE || code == HostError.TIMEOUT);
+  }
 }
 
 /** One plugin call: the envelope, the answer being built, and the host. */
@@ -114,12 +131,12 @@ export class Ctx {
     const parsed = parseBytes(<usize>(packed >>> 32), <usize>(packed & 0xFFFFFFFF));
     let answer: HostAnswer;
     if (parsed === null || parsed.kind != Kind.OBJECT) {
-      answer = new HostAnswer(false, "bad_answer", "the host's answer is not a JSON object", missing());
+      answer = new HostAnswer(false, HostError.BAD_ANSWER, "the host's answer is not a JSON object", missing());
     } else if (parsed.get("ok").asBool(false)) {
       answer = new HostAnswer(true, null, "", parsed.get("result"));
     } else {
       const error = parsed.get("error");
-      answer = new HostAnswer(false, error.get("code").asString("bad_answer"),
+      answer = new HostAnswer(false, error.get("code").asString(HostError.BAD_ANSWER),
                               error.get("message").asString(""), missing());
     }
     this.hostError = answer.code;
