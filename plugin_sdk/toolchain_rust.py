@@ -1,12 +1,14 @@
 """Rust (`lang = "rust"`): compile with a cargo whose rustc has the wasm32-unknown-unknown std.
 
 The plugin folder holds a Cargo.toml (a cdylib depending on `cms_plugin = "1"`) and its sources.
-The build copies the folder and the SDK's guest crate (plugin_sdk/guest/rust) into a temporary
-folder, points the `cms_plugin` dependency at the copy with a `[patch]` given on the command
-line, and builds offline with the SDK's release profile (size-optimised, LTO, panic=abort, one
-codegen unit, stripped), a 64 KiB stack, and the temporary folder's path remapped, so the same
-source gives the same bytes wherever it is built. Exports beyond the ABI's (wasm-ld's
-`__heap_base` and `__data_end`) are dropped from the module.
+The build copies the folder into a temporary folder with the SDK's guest crate (plugin_sdk/guest/
+rust) inside it as `cms-sdk/`, a member of the plugin's workspace, points the `cms_plugin`
+dependency there with a `[patch]` given on the command line, and builds offline with the SDK's
+release profile (size-optimised, LTO, panic=abort, one codegen unit, stripped) and a 64 KiB
+stack. Cargo hands rustc workspace paths relative to the workspace, so no folder path reaches
+the module; the toolchain's own sources are remapped to `/rustc`. The flags carry no temporary
+path (cargo hashes them into symbol names), so the same source gives the same bytes wherever it
+is built. Exports beyond the ABI's (wasm-ld's `__heap_base` and `__data_end`) are dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from plugin_sdk import abi
 INSTALL = "apt-get install rustc cargo libstd-rust-dev-wasm32"
 TARGET = "wasm32-unknown-unknown"
 GUEST_CRATE = Path(__file__).parent / "guest" / "rust"
-REMAPPED = "/cms-build"  # what the temporary folder's path becomes in the module
+GUEST_FOLDER = "cms-sdk"  # where the guest crate sits inside the copied plugin folder
 KEEP_EXPORTS = frozenset({abi.EXPORT_MEMORY, abi.EXPORT_ALLOC, abi.EXPORT_HANDLE,
                           abi.EXPORT_ABI_VERSION})
 PROFILE = {"opt-level": '"z"', "lto": "true", "panic": '"abort"', "codegen-units": "1",
@@ -49,8 +51,8 @@ def candidates() -> list[Path]:
     return [path for i, path in enumerate(found) if path not in found[:i]]
 
 
-def _rustc_for(cargo: Path) -> Path | None:
-    """The rustc beside `cargo` when its sysroot has the wasm32 std, else None."""
+def _rustc_for(cargo: Path) -> tuple[Path, Path] | None:
+    """(rustc, sysroot) of the rustc beside `cargo` when its sysroot has the wasm32 std."""
     rustc = cargo.parent / "rustc"
     if not (cargo.is_file() and os.access(cargo, os.X_OK) and rustc.is_file()):
         return None
@@ -62,16 +64,17 @@ def _rustc_for(cargo: Path) -> Path | None:
     sysroot = Path(done.stdout.strip())
     if done.returncode != 0 or not (sysroot / "lib" / "rustlib" / TARGET).is_dir():
         return None
-    return rustc
+    return rustc, sysroot
 
 
-def find_cargo() -> tuple[Path, Path]:
-    """(cargo, rustc) of the first candidate with the wasm32 target; raises ToolchainError."""
+def find_cargo() -> tuple[Path, Path, Path]:
+    """(cargo, rustc, sysroot) of the first candidate with the wasm32 target; raises
+    ToolchainError."""
     tried = candidates()
     for cargo in tried:
-        rustc = _rustc_for(cargo)
-        if rustc is not None:
-            return cargo, rustc
+        found = _rustc_for(cargo)
+        if found is not None:
+            return cargo, *found
     names = ", ".join(str(path) for path in tried)
     raise _error(f"no Rust compiler with the {TARGET} target (tried {names}): {INSTALL}")
 
@@ -112,24 +115,29 @@ def compile_module(source: Path, output: Path, root: Path) -> bytes:
     if not source.is_file():
         raise _error(f"{source}: no such source file")
     name = crate_name(root)
-    cargo, rustc = find_cargo()
+    cargo, rustc, sysroot = find_cargo()
     with tempfile.TemporaryDirectory(prefix="cms-plugin-rust-") as scratch:
         work = Path(scratch).resolve()
-        shutil.copytree(root, work / "plugin", ignore=shutil.ignore_patterns("dist", "target", ".git"))
-        shutil.copytree(GUEST_CRATE, work / "cms_plugin", ignore=shutil.ignore_patterns("target"))
-        flags = ["-C", f"link-arg=-zstack-size={STACK_BYTES}", f"--remap-path-prefix={work}={REMAPPED}"]
+        plugin = work / "plugin"
+        shutil.copytree(root, plugin, ignore=shutil.ignore_patterns("dist", "target", ".git",
+                                                                    GUEST_FOLDER, "Cargo.lock"))
+        shutil.copytree(GUEST_CRATE, plugin / GUEST_FOLDER, ignore=shutil.ignore_patterns("target"))
+        if "workspace" not in tomllib.loads((plugin / "Cargo.toml").read_text(encoding="utf-8")):
+            with (plugin / "Cargo.toml").open("a", encoding="utf-8") as handle:
+                handle.write("\n[workspace]\n")  # the guest crate's paths stay relative
+        flags = ["-C", f"link-arg=-zstack-size={STACK_BYTES}", f"--remap-path-prefix={sysroot}=/rustc"]
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("CARGO_", "RUSTC", "RUSTFLAGS", "RUSTDOCFLAGS"))}
         env.update(CARGO_HOME=str(work / "home"), CARGO_TARGET_DIR=str(work / "target"),
                    RUSTC=str(rustc), CARGO_ENCODED_RUSTFLAGS="\x1f".join(flags))
         try:
-            done = subprocess.run(command(cargo, work / "plugin" / "Cargo.toml", work / "cms_plugin"),
-                                  cwd=work / "plugin", env=env, capture_output=True, text=True,
+            done = subprocess.run(command(cargo, plugin / "Cargo.toml", plugin / GUEST_FOLDER),
+                                  cwd=plugin, env=env, capture_output=True, text=True,
                                   timeout=COMPILE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise _error(f"the compiler took longer than {COMPILE_TIMEOUT_S} s") from None
         if done.returncode != 0:
-            message = (done.stderr or done.stdout).strip().replace(str(work / "plugin"), str(root))
+            message = (done.stderr or done.stdout).strip().replace(str(plugin), str(root))
             raise _error(f"{source}: compile failed:\n{message}")
         built = work / "target" / TARGET / "release" / f"{name}.wasm"
         if not built.is_file():

@@ -1,5 +1,5 @@
-//! JSON in and out: a parsed `Value`, the `Read` accessors (safe defaults on a missing value or
-//! a type mismatch, so lookups chain), and `Writer`, which inserts commas itself.
+//! JSON in and out: a parsed `Value` with accessors that give safe defaults on a missing value or
+//! a type mismatch (so lookups chain), and `Writer`, which inserts commas itself.
 
 use std::fmt::Write as _;
 
@@ -11,6 +11,8 @@ const MAX_WRITE_DEPTH: usize = 64;
 /// their order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
+    /// What `get` and `at` give for no such member (the parser never makes one).
+    Missing,
     Null,
     Bool(bool),
     Int(i64),
@@ -20,7 +22,7 @@ pub enum Value {
     Obj(Vec<(String, Value)>),
 }
 
-/// The type of a value as the C library numbers it (0: missing).
+/// The type of a value (Missing: no such member).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Type {
     Missing,
@@ -32,108 +34,104 @@ pub enum Type {
     Object,
 }
 
-/// Reading a value that may be missing: every accessor gives `def` when the type does not match.
-pub trait Read {
-    /// The value itself, or None when missing.
-    fn value(&self) -> Option<&Value>;
+static MISSING: Value = Value::Missing;
 
-    fn kind(&self) -> Type {
-        match self.value() {
-            None => Type::Missing,
-            Some(Value::Null) => Type::Null,
-            Some(Value::Bool(_)) => Type::Bool,
-            Some(Value::Int(_) | Value::Num(_)) => Type::Number,
-            Some(Value::Str(_)) => Type::String,
-            Some(Value::Arr(_)) => Type::Array,
-            Some(Value::Obj(_)) => Type::Object,
+/// Reading: every accessor gives `def` when the type does not match, and `get`/`at` give
+/// `Missing` for no such member, so lookups chain: `ctx.context.get("agent").get("name").str_or("")`.
+impl Value {
+    pub fn kind(&self) -> Type {
+        match self {
+            Value::Missing => Type::Missing,
+            Value::Null => Type::Null,
+            Value::Bool(_) => Type::Bool,
+            Value::Int(_) | Value::Num(_) => Type::Number,
+            Value::Str(_) => Type::String,
+            Value::Arr(_) => Type::Array,
+            Value::Obj(_) => Type::Object,
         }
     }
-    /// The member `key` of an object.
-    fn get(&self, key: &str) -> Option<&Value> {
-        match self.value() {
-            Some(Value::Obj(members)) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
+    /// The member `key` of an object, else Missing.
+    pub fn get(&self, key: &str) -> &Value {
+        match self {
+            Value::Obj(members) => members.iter().find(|(k, _)| k == key).map_or(&MISSING, |(_, v)| v),
+            _ => &MISSING,
         }
     }
-    /// Element `i` of an array.
-    fn at(&self, i: usize) -> Option<&Value> {
-        match self.value() {
-            Some(Value::Arr(items)) => items.get(i),
-            _ => None,
+    /// Element `i` of an array, else Missing.
+    pub fn at(&self, i: usize) -> &Value {
+        match self {
+            Value::Arr(items) => items.get(i).unwrap_or(&MISSING),
+            _ => &MISSING,
         }
     }
     /// Members of an array or object, bytes of a string, else 0.
-    fn len(&self) -> usize {
-        match self.value() {
-            Some(Value::Arr(items)) => items.len(),
-            Some(Value::Obj(members)) => members.len(),
-            Some(Value::Str(s)) => s.len(),
+    pub fn len(&self) -> usize {
+        match self {
+            Value::Arr(items) => items.len(),
+            Value::Obj(members) => members.len(),
+            Value::Str(s) => s.len(),
             _ => 0,
         }
     }
-    fn str_or<'a>(&'a self, def: &'a str) -> &'a str {
-        match self.value() {
-            Some(Value::Str(s)) => s,
-            _ => def,
+    /// Whether `len()` is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The string, or None for any other type.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
         }
     }
+    pub fn str_or<'a>(&'a self, def: &'a str) -> &'a str {
+        self.as_str().unwrap_or(def)
+    }
     /// Integers exactly; an integral double within 64 bits is converted.
-    fn int_or(&self, def: i64) -> i64 {
-        match self.value() {
-            Some(Value::Int(i)) => *i,
-            Some(Value::Num(d)) if *d >= -9.223372036854776e18 && *d < 9.223372036854776e18
+    pub fn int_or(&self, def: i64) -> i64 {
+        match self {
+            Value::Int(i) => *i,
+            Value::Num(d) if *d >= -9.223372036854776e18 && *d < 9.223372036854776e18
                 && *d == (*d as i64) as f64 => *d as i64,
             _ => def,
         }
     }
-    fn num_or(&self, def: f64) -> f64 {
-        match self.value() {
-            Some(Value::Int(i)) => *i as f64,
-            Some(Value::Num(d)) => *d,
+    pub fn num_or(&self, def: f64) -> f64 {
+        match self {
+            Value::Int(i) => *i as f64,
+            Value::Num(d) => *d,
             _ => def,
         }
     }
-    fn bool_or(&self, def: bool) -> bool {
-        match self.value() {
-            Some(Value::Bool(b)) => *b,
+    pub fn bool_or(&self, def: bool) -> bool {
+        match self {
+            Value::Bool(b) => *b,
             _ => def,
         }
     }
     /// Missing or null.
-    fn is_null(&self) -> bool {
-        matches!(self.value(), None | Some(Value::Null))
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Missing | Value::Null)
     }
-    /// Array elements or object member values, in order (empty for anything else).
-    fn items(&self) -> std::slice::Iter<'_, Value> {
-        match self.value() {
-            Some(Value::Arr(items)) => items.iter(),
+    /// Array elements in order (empty for anything else).
+    pub fn items(&self) -> std::slice::Iter<'_, Value> {
+        match self {
+            Value::Arr(items) => items.iter(),
             _ => [].iter(),
         }
     }
     /// Object members in order (empty for anything else).
-    fn members(&self) -> std::slice::Iter<'_, (String, Value)> {
-        match self.value() {
-            Some(Value::Obj(members)) => members.iter(),
+    pub fn members(&self) -> std::slice::Iter<'_, (String, Value)> {
+        match self {
+            Value::Obj(members) => members.iter(),
             _ => [].iter(),
         }
     }
     /// Compact JSON text ("null" when missing).
-    fn to_json(&self) -> String {
+    pub fn to_json(&self) -> String {
         let mut w = Writer::new();
-        w.json(self.value());
+        w.json(self);
         w.finish()
-    }
-}
-
-impl Read for Value {
-    fn value(&self) -> Option<&Value> {
-        Some(self)
-    }
-}
-
-impl Read for Option<&Value> {
-    fn value(&self) -> Option<&Value> {
-        *self
     }
 }
 
@@ -429,24 +427,24 @@ impl Writer {
         self
     }
     /// A parsed value (null when missing).
-    pub fn json(&mut self, v: Option<&Value>) -> &mut Self {
+    pub fn json(&mut self, v: &Value) -> &mut Self {
         match v {
-            None | Some(Value::Null) => self.null(),
-            Some(Value::Bool(b)) => self.bool(*b),
-            Some(Value::Int(i)) => self.int(*i),
-            Some(Value::Num(d)) => self.num(*d),
-            Some(Value::Str(s)) => self.str(s),
-            Some(Value::Arr(items)) => {
+            Value::Missing | Value::Null => self.null(),
+            Value::Bool(b) => self.bool(*b),
+            Value::Int(i) => self.int(*i),
+            Value::Num(d) => self.num(*d),
+            Value::Str(s) => self.str(s),
+            Value::Arr(items) => {
                 self.arr();
                 for item in items {
-                    self.json(Some(item));
+                    self.json(item);
                 }
                 self.end()
             }
-            Some(Value::Obj(members)) => {
+            Value::Obj(members) => {
                 self.obj();
                 for (k, v) in members {
-                    self.key(k).json(Some(v));
+                    self.key(k).json(v);
                 }
                 self.end()
             }
@@ -470,7 +468,7 @@ impl Writer {
     pub fn kraw(&mut self, k: &str, json: &str) -> &mut Self {
         self.key(k).raw(json)
     }
-    pub fn kjson(&mut self, k: &str, v: Option<&Value>) -> &mut Self {
+    pub fn kjson(&mut self, k: &str, v: &Value) -> &mut Self {
         self.key(k).json(v)
     }
     pub fn kobj(&mut self, k: &str) -> &mut Self {

@@ -5,7 +5,7 @@
 //! plugin's action table:
 //!
 //! ```ignore
-//! use cms_plugin::{Ctx, Read, Tone};
+//! use cms_plugin::{Ctx, Tone};
 //! fn greet(ctx: &mut Ctx) {
 //!     let name = ctx.param("name").str_or("").trim().to_string();
 //!     if name.is_empty() { return ctx.error("bad_name", "Name must not be empty"); }
@@ -23,7 +23,7 @@
 pub mod json;
 mod ui;
 
-pub use json::{parse, Read, Type, Value, Writer};
+pub use json::{parse, Type, Value, Writer};
 pub use ui::{Button, Cell, Event, Field, Form, Kind, Style, Tone};
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -260,7 +260,7 @@ pub struct Ctx {
 
 impl Ctx {
     /// `params[key]`.
-    pub fn param(&self, key: &str) -> Option<&Value> {
+    pub fn param(&self, key: &str) -> &Value {
         self.params.get(key)
     }
     /// Set the result from JSON text (one value), replacing any earlier one.
@@ -303,7 +303,10 @@ impl Ctx {
         let outcome = if answer.kind() != Type::Object {
             Err(HostError { code: "bad_answer".into(), message: "the host's answer is not a JSON object".into() })
         } else if answer.get("ok").bool_or(false) {
-            Ok(answer.get("result").cloned().unwrap_or(Value::Null))
+            Ok(match answer.get("result") {
+                Value::Missing => Value::Null,
+                v => v.clone(),
+            })
         } else {
             let error = answer.get("error");
             Err(HostError { code: error.get("code").str_or("bad_answer").to_string(),
@@ -312,7 +315,9 @@ impl Ctx {
         self.host_error = outcome.as_ref().err().map(|e| e.code.clone());
         outcome
     }
-    fn kv(&mut self, op: &str, name: &str, key: &str, scope: Option<Scope>, value: Option<&str>)
+    /// `op` comes NUL-delimited ("\0kv.get\0") so that `cms-plugin check` finds the op names
+    /// in the module (rustc packs string literals together).
+    fn kv(&mut self, op: &'static str, name: &str, key: &str, scope: Option<Scope>, value: Option<&str>)
           -> Result<Value, HostError> {
         let mut args = Writer::new();
         args.obj().kstr(name, key);
@@ -323,23 +328,26 @@ impl Ctx {
             args.kraw("value", value);
         }
         let args = args.finish();
-        self.call(op, &args)
+        self.call(&op[1..op.len() - 1], &args)
     }
     /// The value at `key` (Null when unset); scope None is the host's default ("agent").
     pub fn kv_get(&mut self, key: &str, scope: Option<Scope>) -> Result<Value, HostError> {
-        self.kv("kv.get", "key", key, scope, None)
-            .map(|r| r.get("value").cloned().unwrap_or(Value::Null))
+        self.kv("\0kv.get\0", "key", key, scope, None)
+            .map(|r| match r.get("value") {
+                Value::Missing => Value::Null,
+                v => v.clone(),
+            })
     }
     /// Store `value_json` (JSON text) at `key`.
     pub fn kv_set(&mut self, key: &str, scope: Option<Scope>, value_json: &str) -> Result<(), HostError> {
-        self.kv("kv.set", "key", key, scope, Some(value_json)).map(|_| ())
+        self.kv("\0kv.set\0", "key", key, scope, Some(value_json)).map(|_| ())
     }
     pub fn kv_delete(&mut self, key: &str, scope: Option<Scope>) -> Result<(), HostError> {
-        self.kv("kv.delete", "key", key, scope, None).map(|_| ())
+        self.kv("\0kv.delete\0", "key", key, scope, None).map(|_| ())
     }
     /// The keys starting with `prefix`.
     pub fn kv_list(&mut self, prefix: &str, scope: Option<Scope>) -> Result<Vec<String>, HostError> {
-        self.kv("kv.list", "prefix", prefix, scope, None).map(|r| {
+        self.kv("\0kv.list\0", "prefix", prefix, scope, None).map(|r| {
             r.get("keys").items().filter_map(|k| match k { Value::Str(s) => Some(s.clone()), _ => None }).collect()
         })
     }
@@ -379,7 +387,7 @@ pub fn dispatch(input: *const u8, len: usize, actions: &[(&str, Action)]) -> u64
     let env = parse(bytes);
     let mut ctx = Ctx { action: String::new(), params: Value::Obj(Vec::new()), context: Value::Obj(Vec::new()),
                         result: None, ui: Vec::new(), error: None, host_error: None };
-    let envelope = env.as_ref();
+    let envelope = env.as_ref().unwrap_or(&Value::Missing);
     let ok = envelope.kind() == Type::Object && envelope.get("abi").int_or(0) == 1
         && envelope.get("action").kind() == Type::String && envelope.get("action").len() > 0
         && matches!(envelope.get("params").kind(), Type::Missing | Type::Object)
