@@ -12,6 +12,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from plugin_sdk import toolchain_rust
 from plugin_sdk.package import read_package
 from plugin_sdk.toolchain import zig_available
 from tests.conftest import require
@@ -41,11 +42,13 @@ def test_the_tutorial_has_both_languages_and_every_command() -> None:
         assert f"cms-plugin {command}" in commands
     assert "--lang zig" in commands and "--lang c" in commands
     assert "--lang ts" in commands
+    assert "--lang rust" in commands
 
 
 def test_the_tutorial_runs(tmp_path: Path) -> None:
     require(zig_available(), "the ziglang package (pip install 'cms[sdk]')")
     require(shutil.which("node") is not None, "Node.js (the TypeScript tutorial)")
+    require(toolchain_rust.available(), f"cargo with the wasm32 std (the Rust tutorial: {toolchain_rust.INSTALL})")
     home = tmp_path / "home"
     env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
            "XDG_CACHE_HOME": str(home / ".cache"),
@@ -70,7 +73,7 @@ def test_the_tutorial_runs(tmp_path: Path) -> None:
     # The end state the tutorial promises: a signed package per language, by the author's key,
     # with the actions added on the way.
     for folder, action in (("packing-list", "checklist"), ("visa-notes", "documents"),
-                           ("baggage-rules", "allowance")):
+                           ("baggage-rules", "allowance"), ("travel-alerts", "advisory")):
         package = next((tmp_path / "work" / folder / "dist").glob("*.cmsplugin"))
         trusted = (home / ".config" / "cms-plugin" / "keys" / "author.pub").read_text()
         opened = read_package(package.read_bytes(), [trusted])
