@@ -84,8 +84,8 @@ def dev(folder: Path, port: int, context_file: Path | None) -> None:
     world = _world(context_file)
     sock = _listen(port)
     session = DevSession(folder, cache_dir(), world)
-    server = make_server(HOST, sock.getsockname()[1], create_app(session), threaded=True,
-                         fd=sock.fileno())
+    bound = sock.getsockname()[1]
+    server = make_server(HOST, bound, create_app(session), threaded=True, fd=sock.fileno())
     stop = threading.Event()
 
     def watch() -> None:
@@ -99,13 +99,12 @@ def dev(folder: Path, port: int, context_file: Path | None) -> None:
     watcher.start()
     if session.build.error is not None:
         click.echo(f"build failed (shown on the page): {session.build.error.splitlines()[0]}", err=True)
-    click.echo(f"Previewing {manifest.name} on http://{HOST}:{server.server_port}/ (Ctrl-C stops)")
+    click.echo(f"Previewing {manifest.name} on http://{HOST}:{bound}/ (Ctrl-C stops)")
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+        server.serve_forever()  # returns on Ctrl-C (werkzeug catches the KeyboardInterrupt)
     finally:
         stop.set()
         watcher.join(timeout=2)
         server.server_close()
         session.close()
+    click.echo("stopped", err=True)

@@ -36,7 +36,7 @@ def create_app(session: DevSession) -> Flask:
     app.jinja_loader = ChoiceLoader([FileSystemLoader(str(HERE / "templates")),
                                      FileSystemLoader(str(CMS_ROOT / "templates"))])
     app.extensions["cms_dev_session"] = session
-    token = secrets.token_urlsafe(16)
+    token = app.config["DEV_FORM_TOKEN"] = secrets.token_urlsafe(16)
     app.jinja_env.globals.update(
         csrf_token=lambda: token,
         has_endpoint=lambda name: name in app.view_functions)
