@@ -15,7 +15,7 @@ from cms.runtime import PluginFault
 from plugin_sdk import toolchain_rust
 from plugin_sdk.manifest import Manifest, load_manifest
 from plugin_sdk.testing import Chaos, Harness, KvStore, Script
-from plugin_sdk.toolchain import compile_module
+from plugin_sdk.toolchain import Lang, compile_module
 from plugin_sdk.vectors import Vector, load_vectors
 from tests.conftest import require
 
@@ -40,13 +40,13 @@ def harnesses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ha
     """A Harness for the C softphone and one for the Rust twin, both compiled for this file."""
     require(toolchain_rust.available(), f"cargo with the wasm32 std ({toolchain_rust.INSTALL})")
     out = tmp_path_factory.mktemp("twin")
-    manifests: dict[str, Manifest] = {"c": load_manifest(C_FOLDER), "rust": load_manifest(RUST_FOLDER)}
-    folders = {"c": C_FOLDER, "rust": RUST_FOLDER}
+    folders: dict[Lang, Path] = {"c": C_FOLDER, "rust": RUST_FOLDER}
+    manifests: dict[Lang, Manifest] = {lang: load_manifest(folder) for lang, folder in folders.items()}
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {lang: pool.submit(compile_module, lang, folders[lang] / str(manifests[lang].build_source),
                                      out / f"{lang}.wasm", folders[lang]) for lang in folders}
         wasm = {lang: future.result() for lang, future in futures.items()}
-    built = {lang: Harness(wasm[lang], manifests[lang], out / f"artifacts-{lang}") for lang in folders}
+    built: dict[str, Harness] = {lang: Harness(wasm[lang], manifests[lang], out / f"artifacts-{lang}") for lang in folders}
     yield built
     for harness in built.values():
         harness.close()
