@@ -5,10 +5,11 @@ The compiler is installed on first use into `$XDG_CACHE_HOME/cms-plugin/assembly
 folder needs no node_modules. The SDK's guest library (`plugin_sdk/guest/assemblyscript/cms`) is
 found as the package "cms" and brings its own runtime: a bump allocator that never frees (every
 call runs in a fresh instance) and ends the call with fault memory_limit when memory runs out.
-That runtime keeps no shadow stack in linear memory (AssemblyScript's locals live in wasm locals),
-so the engine's wasm stack is the only one; `--stackSize` applies to AssemblyScript's GC runtimes
-only. Builds optimise for size and carry no debug info or paths: the same source gives the same
-bytes wherever it is built.
+`asc.mjs` compiles it in place of AssemblyScript's stub runtime (a runtime given by path would be
+compiled as a GC runtime, with a shadow stack around every call: three times the fuel). Like the
+stub, it keeps no stack in linear memory (locals live in wasm locals), so the engine's wasm stack
+is the only one; asc's `--stackSize` applies to its GC runtimes only. Builds optimise for size
+(-O3z) and carry no debug info or paths: the same source gives the same bytes wherever it is built.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def compiler_home() -> Path:
 
 def _installed_version(home: Path) -> str | None:
     try:
-        package = json.loads((home / "node_modules" / "assemblyscript" / "package.json").read_text())
+        package = json.loads((home / "node_modules" / "assemblyscript" / "package.json")
+                             .read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     version = package.get("version") if isinstance(package, dict) else None
@@ -75,18 +77,19 @@ def _npm_failure(output: str) -> str:
     """The line of npm's output that says why it failed."""
     lines = [re.sub(r"^npm (ERR!|error) ?", "", line).strip() for line in output.splitlines()
              if re.match(r"npm (ERR!|error)", line)]
-    useful = [line for line in lines if line and not re.match(r"(code|errno|syscall)\b|A complete log", line)]
+    useful = [line for line in lines
+              if line and not re.match(r"(code|errno|syscall)\b|A complete log", line)]
     return (useful or lines or [output.strip() or "no output"])[0]
 
 
 def ensure_compiler() -> Path:
-    """The pinned AssemblyScript's `asc.js`, installed with npm on first use.
+    """The pinned AssemblyScript's compiler module (`dist/asc.js`), installed with npm on first use.
 
     Raises ToolchainError when Node.js is missing or npm cannot install it (one line: the cause).
     """
     node_command()
     home = compiler_home()
-    asc = home / "node_modules" / "assemblyscript" / "bin" / "asc.js"
+    asc = home / "node_modules" / "assemblyscript" / "dist" / "asc.js"
     if _installed_version(home) == ASC_VERSION and asc.is_file():
         return asc
     home.parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +101,9 @@ def ensure_compiler() -> Path:
         try:
             try:
                 done = subprocess.run(
-                    [shutil.which("npm") or "npm", "install", "--prefix", str(staging), "--no-audit",
-                     "--no-fund", "--save-exact", "--loglevel=error", f"assemblyscript@{ASC_VERSION}"],
+                    [shutil.which("npm") or "npm", "install", "--prefix", str(staging),
+                     "--no-audit", "--no-fund", "--save-exact", "--loglevel=error",
+                     f"assemblyscript@{ASC_VERSION}"],
                     capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, cwd=staging)
             except subprocess.TimeoutExpired:
                 raise _error(f"npm install assemblyscript@{ASC_VERSION} took longer than "
@@ -121,10 +125,10 @@ def command(asc: Path, source: Path, output: Path, root: Path) -> list[str]:
     """The compiler command line for `source` writing `output`, run from `root` (the plugin
     folder), with the source path relative to it."""
     relative = str(source.resolve().relative_to(root.resolve()))
-    return [node_command(), str(asc), relative, "--path", str(GUEST_DIR),
-            "--runtime", str(GUEST_DIR / "cms" / "runtime"),
-            "--use", "abort=~lib/cms/abort/cmsAbort", "-O3z", "--noAssert",
-            "--noColors", "--outFile", str(output)]
+    return [node_command(), str(GUEST_DIR / "asc.mjs"), str(asc),
+            str(GUEST_DIR / "cms" / "runtime.ts"), relative, "--path", str(GUEST_DIR),
+            "--use", "abort=~lib/cms/abort/cmsAbort", "-O3z", "--noAssert", "--noColors",
+            "--outFile", str(output)]
 
 
 def compile_module(source: Path, output: Path, root: Path) -> bytes:

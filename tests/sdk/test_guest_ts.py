@@ -431,7 +431,7 @@ def test_a_parallel_first_build_waits_for_the_install(made: Path, monkeypatch: p
         home.mkdir()
         (home / "node_modules").symlink_to(installed / "node_modules")
     waiter.join(30)
-    assert found == [home / "node_modules" / "assemblyscript" / "bin" / "asc.js"]
+    assert found == [home / "node_modules" / "assemblyscript" / "dist" / "asc.js"]
 
 
 # Envelopes ------------------------------------------------------------------------------------
