@@ -892,8 +892,15 @@ pub const Context = struct {
         c.block(.{ .type = "list", .items = items, .ordered = ordered });
     }
 
+    /// Empty `fields` and `buttons` are left out (a form of buttons only, or one Submit).
     pub fn form(c: *Context, f: Form) void {
-        c.block(.{ .type = "form", .action = f.action, .title = f.title, .fields = f.fields, .buttons = f.buttons });
+        c.block(.{
+            .type = "form",
+            .action = f.action,
+            .title = f.title,
+            .fields = if (f.fields.len > 0) f.fields else null,
+            .buttons = if (f.buttons.len > 0) f.buttons else null,
+        });
     }
 
     pub fn terminal(c: *Context, lines: []const []const u8) void {
