@@ -544,3 +544,9 @@ def test_log_lines(load: Any, caplog: pytest.LogCaptureFixture) -> None:
     lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "cms.plugins.probe"]
     assert lines == [("DEBUG", "probe@0.1.0: debug line"), ("WARNING", "probe@0.1.0: warning line"),
                      ("INFO", "probe@0.1.0: 5 apples for Ada")]
+
+
+def test_probe_call_overhead_is_small(load: Any) -> None:
+    stats = load("probe").call("noop").stats
+    assert stats.fuel_consumed < 20_000, stats
+    assert stats.peak_memory_bytes <= 2 * 65536, stats

@@ -237,8 +237,9 @@ impl Parser<'_> {
             while self.i < self.s.len() && !matches!(self.s[self.i], b'"' | b'\\' | 0..=0x1f) {
                 self.i += 1;
             }
-            // The input is valid UTF-8 and the run stops only at ASCII bytes.
-            out.push_str(std::str::from_utf8(&self.s[start..self.i]).ok()?);
+            // SAFETY: `parse` checked that the whole text is UTF-8, and a run starts and stops
+            // at ASCII bytes, so it is whole characters.
+            out.push_str(unsafe { std::str::from_utf8_unchecked(&self.s[start..self.i]) });
             match self.peek()? {
                 b'"' => {
                     self.i += 1;
