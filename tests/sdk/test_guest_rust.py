@@ -21,7 +21,6 @@ import pytest
 from cms.runtime import (CallContext, HostOp, HostOpError, HostOps, Limits, Plugin, PluginFault,
                          Runtime, RuntimeConfig)
 from plugin_sdk import toolchain_rust
-from plugin_sdk.project import scaffold
 from plugin_sdk.ui import check_blocks
 from tests.conftest import require
 
@@ -216,17 +215,19 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The template (made by `cms-plugin new`) and its dist/, and the probe's module."""
     require(toolchain_rust.available(), f"cargo with the wasm32 std ({toolchain_rust.INSTALL})")
     root = tmp_path_factory.mktemp("guest-rust")
-    template = scaffold("Hello World", "rust", root)
+    new = cli(root, "new", "Hello World", "--lang", "rust")
+    assert new.returncode == 0, new.stderr
+    template = root / "hello-world"
     probe = root / "probe"
     (probe / "src").mkdir(parents=True)
     (probe / "src" / "lib.rs").write_text(PROBE, encoding="utf-8")
     (probe / "Cargo.toml").write_text(PROBE_CARGO, encoding="utf-8")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        cli = pool.submit(subprocess.run, [*CLI, "build", "--check-reproducible", "--json"],
+        building = pool.submit(subprocess.run, [*CLI, "build", "--check-reproducible", "--json"],
                           cwd=template, capture_output=True, text=True, timeout=600)
         module = pool.submit(toolchain_rust.compile_module, probe / "src" / "lib.rs",
                              root / "probe.wasm", probe)
-        build, probe_wasm = cli.result(), module.result()
+        build, probe_wasm = building.result(), module.result()
     assert build.returncode == 0, build.stderr
     return {"template": template, "build": json.loads(build.stdout),
             "wasm": {"template": (template / "dist" / "hello-world.wasm").read_bytes(),
@@ -330,6 +331,15 @@ def test_template_checks_tests_with_chaos_and_packages(built: dict[str, Any]) ->
     package = cli(folder, "package", "--key", str(folder / "keys" / "author.key"))
     assert package.returncode == 0, package.stderr
     assert (folder / "dist" / "hello-world-0.1.0.cmsplugin").is_file()
+
+
+def test_template_has_the_c_templates_vectors() -> None:
+    templates = Path(toolchain_rust.__file__).parent / "templates"
+    assert ((templates / "rust" / "tests" / "vectors.json.tmpl").read_bytes()
+            == (templates / "c" / "tests" / "vectors.json.tmpl").read_bytes())
+    assert sorted(p.name for p in (templates / "rust").rglob("*") if p.is_file()) == [
+        ".gitignore.tmpl", "Cargo.toml.tmpl", "README.md.tmpl", "lib.rs.tmpl", "plugin.toml.tmpl",
+        "vectors.json.tmpl"]
 
 
 def test_template_counts_greetings_in_kv(load: Any, host: Host) -> None:
