@@ -22,6 +22,7 @@ from cms.plugins.views import _form_params
 from cms.security import SECURITY_HEADERS
 from plugin_sdk.devserver.session import Call, DevSession
 from plugin_sdk.manifest import SLOTS
+from plugin_sdk.ui import clock_text, timer_seconds
 
 CMS_ROOT = Path(cms.__file__).parent
 HERE = Path(__file__).parent
@@ -40,6 +41,9 @@ def create_app(session: DevSession) -> Flask:
     app.jinja_env.globals.update(
         csrf_token=lambda: token,
         has_endpoint=lambda name: name in app.view_functions)
+    # The filters the CMS registers for the block templates (cms.app).
+    app.add_template_filter(timer_seconds, "timer_seconds")
+    app.add_template_filter(clock_text, "clock_text")
     app.register_blueprint(_plugins_bp())
     app.register_blueprint(_dev_bp())
 

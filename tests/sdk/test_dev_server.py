@@ -86,6 +86,17 @@ def test_the_preview_renders_every_panel_with_the_cms_templates(preview: FlaskCl
     assert preview.get("/__dev/static/devserver.js").status_code == 200
 
 
+def test_a_timer_block_renders_with_the_cms_filters(preview: FlaskClient, session: DevSession,
+                                                    folder: Path) -> None:
+    _edit(folder / "src/main.c", 'cms_ui_heading(ctx, "Hello World", 2);',
+          'cms_ui_heading(ctx, "Hello World", 2); cms_ui_timer(ctx, "Open", "2020-01-01T00:00:00Z");')
+    assert session.poll() and session.build.error is None
+    html = preview.get("/").get_data(as_text=True)
+    timer = re.search(r'<p class="pb-timer" role="timer"><span>Open</span> <time '
+                      r'datetime="2020-01-01T00:00:00Z" data-timer="(\d+)">', html)
+    assert timer is not None and int(timer.group(1)) > 365 * 24 * 3600
+
+
 def test_a_form_post_runs_the_action_and_keeps_its_writes(preview: FlaskClient) -> None:
     answer = _post_greet(preview, "Grace")
     html = answer.get_data(as_text=True)
