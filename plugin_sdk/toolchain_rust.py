@@ -13,6 +13,7 @@ is built. Exports beyond the ABI's (wasm-ld's `__heap_base` and `__data_end`) ar
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ import tomllib
 from pathlib import Path
 
 from plugin_sdk import abi
+from plugin_sdk.toolchain import COMPILE_TIMEOUT_S, STACK_BYTES, ToolchainError
 
 INSTALL = "apt-get install rustc cargo libstd-rust-dev-wasm32"
 TARGET = "wasm32-unknown-unknown"
@@ -30,12 +32,6 @@ KEEP_EXPORTS = frozenset({abi.EXPORT_MEMORY, abi.EXPORT_ALLOC, abi.EXPORT_HANDLE
                           abi.EXPORT_ABI_VERSION})
 PROFILE = {"opt-level": '"z"', "lto": "true", "panic": '"abort"', "codegen-units": "1",
            "strip": "true", "debug": "false", "incremental": "false"}
-
-
-def _error(message: str) -> Exception:
-    from plugin_sdk.toolchain import ToolchainError
-
-    return ToolchainError(message)
 
 
 def candidates() -> list[Path]:
@@ -76,7 +72,7 @@ def find_cargo() -> tuple[Path, Path, Path]:
         if found is not None:
             return cargo, *found
     names = ", ".join(str(path) for path in tried)
-    raise _error(f"no Rust compiler with the {TARGET} target (tried {names}): {INSTALL}")
+    raise ToolchainError(f"no Rust compiler with the {TARGET} target (tried {names}): {INSTALL}")
 
 
 def available() -> bool:
@@ -91,18 +87,18 @@ def crate_name(root: Path) -> str:
     try:
         data = tomllib.loads(manifest.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise _error(f"{manifest}: no such file (a Rust plugin needs a Cargo.toml)") from None
+        raise ToolchainError(f"{manifest}: no such file (a Rust plugin needs a Cargo.toml)") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise _error(f"{manifest}: not readable TOML: {exc}") from None
+        raise ToolchainError(f"{manifest}: not readable TOML: {exc}") from None
     name = data.get("lib", {}).get("name") or data.get("package", {}).get("name")
     if not isinstance(name, str) or not name:
-        raise _error(f"{manifest}: package.name: missing")
+        raise ToolchainError(f"{manifest}: package.name: missing")
     return name.replace("-", "_")
 
 
 def command(cargo: Path, manifest: Path, guest: Path) -> list[str]:
     """The cargo command line building `manifest` with `cms_plugin` taken from `guest`."""
-    config = [f"patch.crates-io.cms_plugin.path={str(guest)!r}".replace("'", '"'),
+    config = [f"patch.crates-io.cms_plugin.path={json.dumps(str(guest))}",  # a TOML string
               *(f"profile.release.{key}={value}" for key, value in PROFILE.items())]
     return [str(cargo), "build", "--offline", "--release", "--target", TARGET, "--quiet",
             "--manifest-path", str(manifest), *(arg for c in config for arg in ("--config", c))]
@@ -110,10 +106,8 @@ def command(cargo: Path, manifest: Path, guest: Path) -> list[str]:
 
 def compile_module(source: Path, output: Path, root: Path) -> bytes:
     """Compile `source` (inside the plugin folder `root`) into `output`; raises ToolchainError."""
-    from plugin_sdk.toolchain import COMPILE_TIMEOUT_S, STACK_BYTES
-
     if not source.is_file():
-        raise _error(f"{source}: no such source file")
+        raise ToolchainError(f"{source}: no such source file")
     name = crate_name(root)
     cargo, rustc, sysroot = find_cargo()
     with tempfile.TemporaryDirectory(prefix="cms-plugin-rust-") as scratch:
@@ -135,13 +129,13 @@ def compile_module(source: Path, output: Path, root: Path) -> bytes:
                                   cwd=plugin, env=env, capture_output=True, text=True,
                                   timeout=COMPILE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise _error(f"the compiler took longer than {COMPILE_TIMEOUT_S} s") from None
+            raise ToolchainError(f"the compiler took longer than {COMPILE_TIMEOUT_S} s") from None
         if done.returncode != 0:
             message = (done.stderr or done.stdout).strip().replace(str(plugin), str(root))
-            raise _error(f"{source}: compile failed:\n{message}")
+            raise ToolchainError(f"{source}: compile failed:\n{message}")
         built = work / "target" / TARGET / "release" / f"{name}.wasm"
         if not built.is_file():
-            raise _error(f"{root / 'Cargo.toml'}: cargo built no {name}.wasm: "
+            raise ToolchainError(f"{root / 'Cargo.toml'}: cargo built no {name}.wasm: "
                          'the library needs crate-type = ["cdylib"]')
         wasm = keep_exports(built.read_bytes(), KEEP_EXPORTS)
     output.parent.mkdir(parents=True, exist_ok=True)
