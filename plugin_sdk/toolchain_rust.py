@@ -136,7 +136,7 @@ def compile_module(source: Path, output: Path, root: Path) -> bytes:
         built = work / "target" / TARGET / "release" / f"{name}.wasm"
         if not built.is_file():
             raise ToolchainError(f"{root / 'Cargo.toml'}: cargo built no {name}.wasm: "
-                         'the library needs crate-type = ["cdylib"]')
+                                 'the library needs crate-type = ["cdylib"]')
         wasm = keep_exports(built.read_bytes(), KEEP_EXPORTS)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(wasm)
