@@ -32,7 +32,7 @@ def personas(app: Flask) -> Personas:
 
 
 def _violations(page: Any) -> list[str]:
-    page.add_script_tag(path=str(AXE))
+    page.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")  # devtools evaluation: not under the CSP
     found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']}))
         .violations.map(v => v.id + ': ' + v.nodes.slice(0, 2).map(n => n.target.join(' ')).join(', '))""")
     return list(found)

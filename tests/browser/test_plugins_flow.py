@@ -14,6 +14,7 @@ from sqlalchemy import select
 from cms.extensions import db
 from cms.models import Activity, Booking, OutboxMail
 from tests.browser.conftest import SCREENSHOTS, log_in
+from tests.browser.test_accessibility import _violations
 from tests.conftest import Personas, create_personas
 from tests.plugins.test_api import make_client
 from tests.plugins.test_bundled_http import bundled_app
@@ -182,6 +183,7 @@ def test_softphone_and_mail_from_the_client_page(app: Flask, personas: Personas,
     # Ten seconds to undo it, counted down; undone, it never leaves and the timeline says so.
     bar = mail.locator("[data-undo-mail]")
     assert bar.locator("[data-countdown]").text_content() in {str(s) for s in range(1, 11)}
+    assert _violations(page) == []  # the undo bar and its button are readable (contrast, names)
     bar.get_by_role("button", name="Undo send").click()
     page.wait_for_function("() => document.body.textContent.includes("
                            "'Undone: the mail to ada@example.com was not sent.')")
