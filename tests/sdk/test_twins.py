@@ -6,6 +6,8 @@ args, in order) must be equal, also when every host op fails or times out."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ from tests.conftest import require
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins_src"
 C_FOLDER = PLUGINS / "softphone"
 PORTED = ("toolbar", "client_panel", "dial", "hangup", "wrap_up", "schedule_callback")
-TWINS = ("zig",)
+TWINS = ("zig", "ts")
 
 
 @dataclass
@@ -56,15 +58,25 @@ def folder(lang: str) -> Path:
 def harnesses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Harness]]:
     """The C softphone and every twin, each compiled once for this file, at the same time."""
     require(zig_available(), "the ziglang package (pip install 'cms[sdk]')")
+    require(shutil.which("node") is not None, "Node.js (for TypeScript: apt-get install nodejs npm)")
     out = tmp_path_factory.mktemp("twins")
+    # AssemblyScript is installed once per session, in the cache the CLI tests use too.
+    cache, old = tmp_path_factory.getbasetemp() / "home" / "cache", os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
     langs = ("c", *TWINS)
     manifests = {lang: load_manifest(folder(lang)) for lang in langs}
     with ThreadPoolExecutor(max_workers=len(langs)) as pool:
         futures = {lang: pool.submit(compile_module, lang,  # type: ignore[arg-type]
                                      folder(lang) / str(manifests[lang].build_source),
                                      out / f"{lang}.wasm", folder(lang)) for lang in langs}
-        built = {lang: Harness(future.result(), manifests[lang], out / f"artifacts-{lang}")
-                 for lang, future in futures.items()}
+        try:
+            built = {lang: Harness(future.result(), manifests[lang], out / f"artifacts-{lang}")
+                     for lang, future in futures.items()}
+        finally:
+            if old is None:
+                os.environ.pop("XDG_CACHE_HOME", None)
+            else:
+                os.environ["XDG_CACHE_HOME"] = old
     yield built
     for harness in built.values():
         harness.close()
