@@ -63,7 +63,7 @@ def dev(folder: Path, port: int, context_file: Path | None) -> None:
     sandbox against an in-memory host with the server's quotas and error codes, and serves the
     page on http://127.0.0.1:PORT/ (only this machine). Ctrl-C stops it.
     """
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
     from plugin_sdk import project, toolchain
     from plugin_sdk.devserver import DevSession, create_app
@@ -85,7 +85,16 @@ def dev(folder: Path, port: int, context_file: Path | None) -> None:
     sock = _listen(port)
     session = DevSession(folder, cache_dir(), world)
     bound = sock.getsockname()[1]
-    server = make_server(HOST, bound, create_app(session), threaded=True, fd=sock.fileno())
+
+    class QuietPolls(WSGIRequestHandler):
+        """Logs requests, except the page's twice-a-second look at the build version."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            if not self.path.startswith("/__dev/"):
+                super().log_request(code, size)
+
+    server = make_server(HOST, bound, create_app(session), threaded=True, fd=sock.fileno(),
+                         request_handler=QuietPolls)
     stop = threading.Event()
 
     def watch() -> None:

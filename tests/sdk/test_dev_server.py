@@ -330,6 +330,7 @@ def test_cms_plugin_dev_serves_the_preview_on_localhost(folder: Path, tmp_path: 
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "Traceback" not in err and err.strip().endswith("stopped")
+    assert '"GET / HTTP/1.1" 200' in err and "/__dev/version" not in err  # polls are not logged
 
 
 def test_bad_input_is_one_line_and_exit_2(folder: Path, tmp_path: Path,
