@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import pytest
 
 from cms.runtime import PluginFault
+from plugin_sdk import toolchain_rust
 from plugin_sdk.manifest import load_manifest
 from plugin_sdk.testing import Chaos, Harness, KvStore, Script
 from plugin_sdk.toolchain import compile_module, zig_available
@@ -25,7 +26,7 @@ from tests.conftest import require
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins_src"
 C_FOLDER = PLUGINS / "softphone"
 PORTED = ("toolbar", "client_panel", "dial", "hangup", "wrap_up", "schedule_callback")
-TWINS = ("zig", "ts")
+TWINS = ("zig", "ts", "rust")
 
 
 @dataclass
@@ -59,6 +60,7 @@ def harnesses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ha
     """The C softphone and every twin, each compiled once for this file, at the same time."""
     require(zig_available(), "the ziglang package (pip install 'cms[sdk]')")
     require(shutil.which("node") is not None, "Node.js (for TypeScript: apt-get install nodejs npm)")
+    require(toolchain_rust.available(), f"cargo with the wasm32 std ({toolchain_rust.INSTALL})")
     out = tmp_path_factory.mktemp("twins")
     # AssemblyScript is installed once per session, in the cache the CLI tests use too.
     cache, old = tmp_path_factory.getbasetemp() / "home" / "cache", os.environ.get("XDG_CACHE_HOME")
