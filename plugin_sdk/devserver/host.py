@@ -67,6 +67,8 @@ class CallRecord:
 
     client_id: int | None
     calls: list[HostCall] = field(default_factory=list)
+    #: The plugin's cms.log lines, "level: text".
+    logs: list[str] = field(default_factory=list)
 
 
 def summary(args: Mapping[str, Any]) -> str:

@@ -6,13 +6,15 @@ Flask-free. Every call and rebuild holds one lock (wasmtime objects are not thre
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from cms.errors import DomainError, NotFound
 from cms.ids import parse_id
@@ -53,6 +55,30 @@ class Call:
     stats: CallStats | None = None
     fault: str | None = None
     fault_message: str | None = None
+
+
+class _LogLines(logging.Handler):
+    def __init__(self, record: CallRecord) -> None:
+        super().__init__(logging.DEBUG)
+        self.record = record
+
+    def emit(self, entry: logging.LogRecord) -> None:
+        # The runtime logs "id@version: line"; the dev panel shows the line.
+        self.record.logs.append(f"{entry.levelname.lower()}: {entry.getMessage().split(': ', 1)[-1]}")
+
+
+@contextmanager
+def _plugin_log(plugin_id: str, record: CallRecord) -> Iterator[None]:
+    """The plugin's cms.log lines of one call, collected into `record`."""
+    logger = logging.getLogger(f"cms.plugins.{plugin_id}")
+    handler, level = _LogLines(record), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def sources_stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
@@ -181,7 +207,8 @@ class DevSession:
                 return Call(view(None, exc), record)
             saved = self.world.snapshot()
             try:
-                result = self._plugin.call_raw(data, {"dev": record})
+                with _plugin_log(manifest.id, record):
+                    result = self._plugin.call_raw(data, {"dev": record})
                 if result.ok:
                     check_blocks(result.output.get("ui", []), manifest.actions)
             except PluginFault as fault:

@@ -103,6 +103,7 @@ def test_a_form_post_runs_the_action_and_keeps_its_writes(preview: FlaskClient) 
     assert answer.status_code == 200
     assert '<div class="pb-alert tone-success" role="status">Hello, Grace!</div>' in html
     assert "kv.set" in html and "data-dev-call" in html
+    assert '<pre class="dev-log" aria-label="Plugin log">info: greeted Grace (count 1)' in html
     assert '<span class="pb-badge tone-info">1</span>' in preview.get("/").get_data(as_text=True)
     full = _post_greet(preview, "Ada", partial=False)  # without script: a page with the result
     assert full.status_code == 200 and "Hello, Ada!" in full.get_data(as_text=True)
