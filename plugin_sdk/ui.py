@@ -9,7 +9,7 @@ button is bound to a declared action.
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 MAX_BLOCKS = 64
@@ -114,16 +114,30 @@ UI_SCHEMA: dict[str, Any] = {
 }
 
 
+def timer_start(since: str) -> datetime | None:
+    """A timer's `since` as a UTC time; None unless it is a real one (2026-02-30 is not; a
+    leap second, :60, counts as the next second)."""
+    try:
+        leap = since[17:19] == "60"
+        start = datetime.strptime(since[:17] + ("59" if leap else since[17:19]), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return start.replace(tzinfo=timezone.utc) + timedelta(seconds=1 if leap else 0)
+
+
 def timer_seconds(since: str, now: datetime | None = None) -> int:
-    """Whole seconds from a timer block's `since` to `now` (default: the current UTC time); 0 for
-    a start in the future. `since` has passed the block's schema (UTC_TIME_PATTERN)."""
-    start = datetime.strptime(since[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
-    return max(0, int(((now or datetime.now(timezone.utc)) - start).total_seconds()))
+    """Whole seconds from a timer block's `since` to `now` (default: the current UTC time),
+    negative for a start still to come; 0 for a `since` that is not a real time (check_blocks
+    refuses those, so the page never fails on one)."""
+    start = timer_start(since)
+    if start is None:
+        return 0
+    return int(((now or datetime.now(timezone.utc)) - start).total_seconds())
 
 
 def clock_text(seconds: int) -> str:
     """A running clock as the softphone shows it: "03:12", or "1:03:12" past an hour."""
-    hours, rest = divmod(max(0, seconds), 3600)
+    hours, rest = divmod(max(0, seconds), 3600)  # a start still to come shows 00:00
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
@@ -188,6 +202,9 @@ def check_blocks(blocks: Any, actions: Iterable[str] | None = None) -> list[dict
                                    for p in error.path)
             raise UIError(f"{where}: {error.message}")
         raise UIError(problem)
+    for index, block in enumerate(blocks):
+        if block["type"] == "timer" and timer_start(block["since"]) is None:
+            raise UIError(f"ui[{index}].since: {block['since']!r} is not a real UTC time")
     if actions is not None:
         known = set(actions)
         for index, block in enumerate(blocks):

@@ -185,3 +185,14 @@ def test_a_timer_block_renders_its_clock_from_the_hosts_time(app: Flask, persona
     seconds = int(timer.group(1))
     assert 3723 <= seconds <= 3723 + 60  # the page was rendered within a minute of `since`+1:02:03
     assert timer.group(2) == f"1:{(seconds % 3600) // 60:02d}:{seconds % 60:02d}"
+
+
+def test_a_timer_on_no_real_date_is_the_plugins_fault_not_a_broken_page(
+        app: Flask, personas: Personas, browser: Browser) -> None:
+    answer = b'{"ok":true,"ui":[{"type":"timer","label":"On call","since":"2026-02-30T10:00:00Z"}]}'
+    broken(app, "ticker", "Ticker", guests.constant(answer))
+    browser.login(personas.agent_a)
+    response = browser.get("/")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert 'data-fault="invalid_output"' in page and "data-timer" not in page

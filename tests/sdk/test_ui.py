@@ -134,6 +134,16 @@ def test_a_timer_counts_whole_seconds_from_its_start_and_never_below_zero() -> N
     now = datetime(2026, 11, 24, 14, 5, 9, 750_000, tzinfo=timezone.utc)
     assert timer_seconds("2026-11-24T14:01:57Z", now) == 192
     assert timer_seconds("2026-11-24T12:59:00.5Z", now) == 3969
-    assert timer_seconds("2026-11-24T14:06:00Z", now) == 0  # a clock ahead of the host's
-    assert [clock_text(s) for s in (0, 9, 192, 3969, 36_000)] == ["00:00", "00:09", "03:12",
-                                                                  "1:06:09", "10:00:00"]
+    assert timer_seconds("2026-11-24T14:06:00Z", now) == -50  # a start still to come
+    assert timer_seconds("2026-06-30T23:59:60Z", datetime(2026, 7, 1, 0, 0, 1, tzinfo=timezone.utc)) == 1
+    assert [clock_text(s) for s in (-50, 0, 9, 192, 3969, 36_000)] == [
+        "00:00", "00:00", "00:09", "03:12", "1:06:09", "10:00:00"]
+
+
+@pytest.mark.parametrize("since", ["2026-02-30T10:00:00Z", "2026-13-01T10:00:00Z",
+                                   "2026-11-24T24:00:00Z", "2026-11-24T10:61:00Z"])
+def test_a_timer_that_is_no_real_time_is_refused_not_rendered(since: str) -> None:
+    with pytest.raises(UIError) as raised:
+        check_blocks([{"type": "text", "text": "x"}, {"type": "timer", "since": since}])
+    assert str(raised.value) == f"ui[1].since: {since!r} is not a real UTC time"
+    assert timer_seconds(since) == 0  # and the page would not fail on one
