@@ -79,5 +79,13 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     on_worker_ready(worker.wsgi)
 
 
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    """The worker is stopping (max_requests, a reload, shutdown): its courier finishes the mail
+    in hand and hands back nothing half-sent."""
+    from cms.lifecycle import on_worker_exit
+
+    on_worker_exit(worker.wsgi)
+
+
 def worker_abort(worker):  # type: ignore[no-untyped-def]
     worker.log.warning("worker %s aborted (timeout); it will be replaced", worker.pid)

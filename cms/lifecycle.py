@@ -55,3 +55,10 @@ def on_worker_ready(app: Any) -> None:
     app.extensions["cms"].flags.start()
     logger.info("plugin engine ready in worker %s (ticker alive: %s)", runtime.engines.generation,
                 runtime.engines.ticker_alive())
+
+
+def on_worker_exit(app: Any) -> None:
+    """Called once per worker as it stops: let its courier finish the mail in hand."""
+    courier = getattr(app, "extensions", {}).get("cms")
+    if courier is not None and courier.courier is not None:
+        courier.courier.stop()

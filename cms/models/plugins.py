@@ -110,8 +110,11 @@ class OutboxMail(db.Model):  # type: ignore[name-defined,misc]
     status: Mapped[str] = mapped_column(String(8), default="queued")
     error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    #: The end of the sender's undo window: the courier leaves the mail alone until then.
+    #: When the courier may take it: the end of the sender's undo window, of a retry's backoff,
+    #: or of a claim's lease. None: kept in the outbox (no relay when it was written).
     deliver_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Hand-overs the relay turned away for a while (4xx, down); failed after MAX_ATTEMPTS.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -53,7 +53,7 @@ class HostContext:
     #: Outbox mails queued by this call; the courier delivers them after their undo window.
     queued_mail: list[int] = field(default_factory=list)
     #: How long this call's mail waits in the outbox for its sender's undo.
-    mail_undo_s: int = 0
+    mail_undo_s: int | None = 0
     #: The call's savepoint, opened by its first write op (None: the call wrote nothing).
     savepoint: SessionTransaction | None = None
     #: The page's client when the call has none: its storage is prefetched, never reachable.

@@ -22,11 +22,15 @@ logger = logging.getLogger(__name__)
 
 ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 SMTP_TIMEOUT_S = 5.0
-#: At most this many mails per courier round (one SMTP connection).
-DELIVERY_BATCH = 50
+#: At most this many mails per courier round (one SMTP connection): a round's worst case,
+#: every mail at the SMTP timeout, stays well inside the claim's lease.
+DELIVERY_BATCH = 20
 #: A claim lasts this long: mail a dead worker had claimed is claimed again after it (so a mail
 #: is delivered at least once; twice only if a worker died between the relay and its commit).
 CLAIM_LEASE = timedelta(minutes=5)
+#: A relay that is down or answers 4xx is tried again after 30 s, 1, 2, 4 min; then failed.
+MAX_ATTEMPTS = 5
+RETRY_FIRST = timedelta(seconds=30)
 
 
 class MailRefused(Exception):
@@ -38,9 +42,10 @@ class MailRefused(Exception):
 
 def queue_mail(session: Session, *, agency_id: int, user_id: int, client_id: int | None,
                plugin_id: str, to: object, subject: object, body: object,
-               undo_s: int = 0) -> OutboxMail:
-    """Add a queued mail to the outbox (flushed, not committed), due after `undo_s` seconds.
-    Raises MailRefused."""
+               undo_s: int | None = 0) -> OutboxMail:
+    """Add a queued mail to the outbox (flushed, not committed), due after `undo_s` seconds;
+    `undo_s=None` (no relay) keeps it in the outbox, where no courier takes it. Raises
+    MailRefused."""
     if not isinstance(to, str) or len(to) > 254 or not ADDRESS.match(to) or ".." in to:
         raise MailRefused("bad_address", f"{str(to)[:80]!r} is not an e-mail address")
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 200 or "\n" in subject:
@@ -50,59 +55,98 @@ def queue_mail(session: Session, *, agency_id: int, user_id: int, client_id: int
     now = utcnow()
     mail = OutboxMail(agency_id=agency_id, user_id=user_id, client_id=client_id,
                       plugin_id=plugin_id, to_addr=to, subject=subject, body=body, created_at=now,
-                      deliver_after=now + timedelta(seconds=undo_s))
+                      deliver_after=None if undo_s is None else now + timedelta(seconds=undo_s))
     session.add(mail)
     session.flush()
     return mail
 
 
 def claim_due(session: Session, now: datetime, limit: int = DELIVERY_BATCH) -> list[OutboxMail]:
-    """Mark queued mail past its undo window (and mail whose claim has lapsed) as `sending` for
-    CLAIM_LEASE and return it (committed). Each claim is a compare-and-set on the status and
-    the time it was due, so two workers, or a courier and an undo, never both win the same mail."""
+    """Mark queued mail that is due (and mail whose claim has lapsed) as `sending` for
+    CLAIM_LEASE and return it (committed; its `deliver_after` is the lease's end). Each claim is
+    a compare-and-set on the status and the due time, so two workers, or a courier and an undo,
+    never both win the same mail. Mail without a due time is kept, never claimed."""
     due = session.execute(select(OutboxMail.id, OutboxMail.status, OutboxMail.deliver_after).where(
         or_(OutboxMail.status == "queued", OutboxMail.status == "sending"),
-        or_(OutboxMail.deliver_after.is_(None), OutboxMail.deliver_after <= now),
-    ).order_by(OutboxMail.id).limit(limit)).all()
-    claimed = []
-    for mail_id, status, due_at in due:
-        same_due = (OutboxMail.deliver_after.is_(None) if due_at is None
-                    else OutboxMail.deliver_after == due_at)
-        if session.execute(update(OutboxMail).where(
-                OutboxMail.id == mail_id, OutboxMail.status == status, same_due)
-                .values(status="sending", deliver_after=now + CLAIM_LEASE)).rowcount == 1:
-            claimed.append(mail_id)
+        OutboxMail.deliver_after.is_not(None), OutboxMail.deliver_after <= now,
+    ).order_by(OutboxMail.deliver_after, OutboxMail.id).limit(limit)).all()
+    claimed = [mail_id for mail_id, status, due_at in due if session.execute(
+        update(OutboxMail).where(OutboxMail.id == mail_id, OutboxMail.status == status,
+                                 OutboxMail.deliver_after == due_at)
+        .values(status="sending", deliver_after=now + CLAIM_LEASE)).rowcount == 1]
     session.commit()
     if not claimed:
         return []
     return list(session.scalars(select(OutboxMail).where(OutboxMail.id.in_(claimed))
-                                .order_by(OutboxMail.id)))
+                                .order_by(OutboxMail.id)).all())
+
+
+def _settle(session: Session, mail: OutboxMail, lease: datetime | None, **values: object) -> bool:
+    """Record one mail's outcome (committed) if this courier still holds its claim."""
+    done = session.execute(update(OutboxMail).where(
+        OutboxMail.id == mail.id, OutboxMail.status == "sending", OutboxMail.deliver_after == lease)
+        .values(**values)).rowcount == 1
+    session.commit()
+    return done
+
+
+def _retry_or_fail(session: Session, mail: OutboxMail, lease: datetime | None, now: datetime,
+                   error: str) -> None:
+    """The relay turned the mail away for now: queue it again with a backoff, or fail it."""
+    attempts = mail.attempts + 1
+    if attempts >= MAX_ATTEMPTS:
+        _settle(session, mail, lease, status="failed", attempts=attempts,
+                error=f"{error} (after {attempts} attempts)"[:300])
+    else:
+        _settle(session, mail, lease, status="queued", attempts=attempts, error=error[:300],
+                deliver_after=now + RETRY_FIRST * 2 ** (attempts - 1))
 
 
 def deliver_due(session: Session, smtp_url: str, sender: str, now: datetime | None = None) -> int:
-    """Send the mail that is due through the relay; record sent/failed and commit. Returns how
-    many were handed over (sent or failed)."""
-    mails = claim_due(session, now or utcnow())
+    """Hand the mail that is due to the relay, one outcome committed per mail: `sent`; `failed`
+    for a permanent refusal (5xx) of that mail alone; queued again with a backoff when the
+    relay is down or answers 4xx (failed after MAX_ATTEMPTS). Returns how many it claimed."""
+    now = now or utcnow()
+    mails = claim_due(session, now)
     if not mails:
         return 0
+    leases = {mail.id: mail.deliver_after for mail in mails}
     parts = urlsplit(smtp_url)
+    pending = list(mails)
     try:
         with smtplib.SMTP(parts.hostname or "127.0.0.1", parts.port or 25,
                           timeout=SMTP_TIMEOUT_S) as smtp:
-            for mail in mails:
+            while pending:
+                mail = pending[0]
                 message = EmailMessage()
                 message["From"], message["To"], message["Subject"] = sender, mail.to_addr, mail.subject
                 message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
                 message.set_content(mail.body)
-                smtp.send_message(message)
-                mail.status, mail.sent_at, mail.error = "sent", utcnow(), None
-    except (OSError, smtplib.SMTPException) as exc:
+                try:
+                    smtp.send_message(message)
+                except smtplib.SMTPRecipientsRefused as exc:
+                    code, text = next(iter(exc.recipients.values()))
+                    _refused(session, mail, leases[mail.id], now, code, text)
+                except smtplib.SMTPResponseException as exc:  # sender or data refused
+                    _refused(session, mail, leases[mail.id], now, exc.smtp_code, exc.smtp_error)
+                else:
+                    _settle(session, mail, leases[mail.id], status="sent", sent_at=utcnow(),
+                            error=None)
+                pending.pop(0)
+    except (OSError, smtplib.SMTPException) as exc:  # the relay is down or dropped us
         logger.warning("mail relay %s failed: %s", parts.hostname, exc)
-        for mail in mails:
-            if mail.status != "sent":
-                mail.status, mail.error = "failed", f"{type(exc).__name__}: {exc}"[:300]
-    session.commit()
+        for mail in pending:
+            _retry_or_fail(session, mail, leases[mail.id], now, f"{type(exc).__name__}: {exc}")
     return len(mails)
+
+
+def _refused(session: Session, mail: OutboxMail, lease: datetime | None, now: datetime,
+             code: int, text: bytes | str) -> None:
+    reason = f"the relay answered {code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+    if 400 <= code < 500:
+        _retry_or_fail(session, mail, lease, now, reason)
+    else:
+        _settle(session, mail, lease, status="failed", error=reason[:300])
 
 
 def undo(session: Session, mail_id: int, *, user_id: int, agency_id: int) -> OutboxMail:
@@ -120,10 +164,20 @@ def undo(session: Session, mail_id: int, *, user_id: int, agency_id: int) -> Out
         raise Conflict("This mail was already undone." if mail.status == "undone" else
                        f"Too late to undo: the mail to {mail.to_addr} has already gone to the relay.")
     if mail.client_id is not None:
-        session.add(Activity(agency_id=agency_id, client_id=mail.client_id, user_id=user_id,
-                             kind=ActivityKind.MAIL.value,
-                             body=f"Mail not sent (undone): {mail.subject}",
-                             data={"mail_id": mail.id, "to": mail.to_addr, "undone": True}))
+        # The timeline says what happened: the entry the plugin wrote about this mail is marked,
+        # so it does not go on saying "sent"; without one, an entry is added.
+        noted = next((a for a in session.scalars(select(Activity).where(
+            Activity.client_id == mail.client_id, Activity.kind == ActivityKind.MAIL.value)
+            .order_by(Activity.id.desc()).limit(50))
+            if isinstance(a.data, dict) and a.data.get("mail_id") == mail.id), None)
+        if noted is not None:
+            noted.body = f"Not sent (undone): {noted.body}"[:4000]
+            noted.data = {**noted.data, "undone": True}
+        else:
+            session.add(Activity(agency_id=agency_id, client_id=mail.client_id, user_id=user_id,
+                                 kind=ActivityKind.MAIL.value,
+                                 body=f"Mail not sent (undone): {mail.subject}",
+                                 data={"mail_id": mail.id, "to": mail.to_addr, "undone": True}))
     session.commit()
     session.refresh(mail)
     return mail

@@ -135,7 +135,8 @@ class AgentCall:
     client_id: int | None = None
     slot: str | None = None
     #: How long the call's mail waits for its sender's undo, and who delivers it after.
-    mail_undo_s: int = 0
+    #: None: no relay, the mail is kept in the outbox (no courier takes it).
+    mail_undo_s: int | None = 0
     mail_queued: Callable[[], None] | None = None
     #: Evaluates a feature flag for this agent (the app's in-memory snapshot); None: all on.
     flag: Callable[[str], bool] | None = None

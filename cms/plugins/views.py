@@ -45,7 +45,8 @@ def agent_call(client_id: int | None = None, slot: str | None = None,
         snapshot = app_state.flags.snapshot()
         g.plugin_snapshot = plugin_state_of(snapshot.extras) if snapshot is not None else None
     return AgentCall.for_user(current_user, current_actor(), client_id=client_id, slot=slot,
-                              mail_undo_s=app_state.settings.mail_undo_s,
+                              mail_undo_s=(app_state.settings.mail_undo_s
+                                           if app_state.settings.smtp_url else None),
                               mail_queued=app_state.courier.wake if app_state.courier else None,
                               flag=lambda key: app_state.flags.is_enabled(key, agent),
                               plugins=g.plugin_snapshot or PluginState(),

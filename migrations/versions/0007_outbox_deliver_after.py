@@ -1,4 +1,4 @@
-"""outbox: deliver after the undo window
+"""outbox: deliver after the undo window, retry a relay that is down
 
 Revision ID: 0007
 Revises: 0006
@@ -19,14 +19,18 @@ depends_on = None
 
 
 def upgrade():
-    # Nullable (older rows: due at once), so a plain ADD COLUMN on SQLite and PostgreSQL alike;
-    # the courier finds due mail by status and this time.
+    # Nullable: older rows (and mail queued without a relay) have none and stay in the outbox,
+    # as before; a plain ADD COLUMN on SQLite and PostgreSQL alike. The courier finds due mail
+    # by status and this time.
     op.add_column('outbox_mails', sa.Column('deliver_after', cms.models.types.UTCDateTime(),
                                             nullable=True))
+    op.add_column('outbox_mails', sa.Column('attempts', sa.Integer(), nullable=False,
+                                            server_default='0'))
     op.create_index('ix_outbox_mails_status_deliver_after', 'outbox_mails',
                     ['status', 'deliver_after'])
 
 
 def downgrade():
     op.drop_index('ix_outbox_mails_status_deliver_after', table_name='outbox_mails')
+    op.drop_column('outbox_mails', 'attempts')
     op.drop_column('outbox_mails', 'deliver_after')

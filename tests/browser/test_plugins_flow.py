@@ -24,7 +24,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
-    yield from bundled_app(tmp_path)
+    # A long undo window, so a slow machine never closes it while the test looks at it.
+    yield from bundled_app(tmp_path, mail_undo_s=120)
 
 
 @pytest.fixture
@@ -101,6 +102,10 @@ def test_the_terminal_sits_in_a_wide_dock_toggled_from_the_keyboard(
         return {columns, clipped: pre.scrollWidth > pre.clientWidth};
     }""")
     assert fit == {"columns": True, "clipped": False}
+    # Alt+T in another field (the search box) is that field's: the dock stays as it is.
+    page.locator("input[type=search]").first.press("Alt+t")
+    assert page.locator("#dock-body").is_visible()
+    assert page.evaluate("document.activeElement.type") == "search"
     # Alt+T closes the dock and gives focus back to its toggle; the session stays as it was.
     page.locator(".dock input[name=command]").press("Alt+t")
     assert page.locator("#dock-body").is_hidden()
@@ -149,7 +154,7 @@ def test_softphone_and_mail_from_the_client_page(app: Flask, personas: Personas,
     assert toolbar.get_attribute("data-refreshed") == "1"
     # A running timer while connected, ticking in the page (no call to the plugin).
     clock = toolbar.locator("time[data-timer]")
-    assert clock.text_content() in {"00:00", "00:01"}
+    assert str(clock.text_content()).startswith("00:0")
     page.wait_for_function("() => document.querySelector('header time[data-timer]').textContent >= '00:02'")
     phone.get_by_role("button", name="Hang up").click()
     phone.locator("select[name=disposition]").wait_for()
@@ -182,7 +187,7 @@ def test_softphone_and_mail_from_the_client_page(app: Flask, personas: Personas,
         assert "PS: seats 12A and 12B are held." in queued.body
     # Ten seconds to undo it, counted down; undone, it never leaves and the timeline says so.
     bar = mail.locator("[data-undo-mail]")
-    assert bar.locator("[data-countdown]").text_content() in {str(s) for s in range(1, 11)}
+    assert int(str(bar.locator("[data-countdown]").text_content())) in range(100, 121)
     assert _violations(page) == []  # the undo bar and its button are readable (contrast, names)
     bar.get_by_role("button", name="Undo send").click()
     page.wait_for_function("() => document.body.textContent.includes("
@@ -193,7 +198,7 @@ def test_softphone_and_mail_from_the_client_page(app: Flask, personas: Personas,
     page.goto(f"{live_server}/clients/{client_id}")
     timeline = page.content()
     assert "Wants the Lisbon package in May" in timeline and "Booking confirmation: QX7K2M" in timeline
-    assert "Mail not sent (undone): Booking confirmation: QX7K2M" in timeline
+    assert 'Not sent (undone): Sent "Booking confirmation: QX7K2M" to ada@example.com' in timeline
     assert not page.console_errors  # type: ignore[attr-defined]
 
 

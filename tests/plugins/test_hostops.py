@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from datetime import date
+from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
@@ -13,10 +13,13 @@ from typing import Any, Iterator
 import pytest
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cms.extensions import db
 from cms.models import Activity, Booking, Flight, OutboxMail
+from cms.models import utcnow
 from cms.plugins import kv
+from cms.plugins.mail import MAX_ATTEMPTS, deliver_due
 from tests.conftest import Browser, Personas, create_personas
 from tests.plugins.conftest import make_plugin_app
 from tests.plugins.test_api import PAX, SEGMENT, calls, make_client
@@ -183,6 +186,15 @@ def smtp_server() -> Iterator[tuple[str, list[Any]]]:
     received: list[Any] = []
 
     class Handler:
+        async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                              rcpt_options: list[str]) -> str:
+            if address.startswith("gone@"):
+                return "550 5.1.1 no such mailbox"
+            if address.startswith("full@"):
+                return "452 4.2.2 mailbox full, try later"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
             received.append(envelope)
             return "250 OK"
@@ -255,7 +267,23 @@ def test_a_dead_relay_marks_the_mail_failed_not_the_plugin(tmp_path: Path, probe
         browser.login(personas.agent_a)
         sent = one(browser, "mail.send", {"to": "ada@example.com", "subject": "s", "body": "b"})
         assert sent["ok"]
-        assert "Connection refused" in (wait_for_status(app, sent["result"]["id"], "failed").error or "")
+        mail_id = sent["result"]["id"]
+        deadline = time.monotonic() + 5  # the courier's first try, on its own thread
+        while (mail := wait_for_status(app, mail_id, "queued")).attempts == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert mail.attempts == 1 and "Connection refused" in (mail.error or "")
+        assert mail.deliver_after is not None and mail.deliver_after > utcnow()  # backing off
+        # It is tried again after each backoff, then failed; the plugin's call was fine all along.
+        settings = app.config["CMS_SETTINGS"]
+        later = utcnow()
+        for _ in range(MAX_ATTEMPTS - 1):
+            later += timedelta(minutes=10)
+            with app.app_context(), Session(db.engine) as session:
+                assert deliver_due(session, settings.smtp_url, settings.mail_from, later) == 1
+        failed = wait_for_status(app, mail_id, "failed")
+        assert failed.attempts == MAX_ATTEMPTS
+        assert failed.error is not None and failed.error.endswith(f"(after {MAX_ATTEMPTS} attempts)")
 
 
 def test_the_outbox_shows_an_agencys_mail_to_its_agents_and_all_to_admins(

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cms.errors import Conflict
@@ -138,3 +138,86 @@ def test_claims_are_exclusive_between_couriers_and_against_an_undo(
         assert sender is not None
         with pytest.raises(Conflict):  # claimed for sending: too late to undo
             undo(another, ids[0], user_id=sender, agency_id=personas.agency_a_id)
+
+
+def test_a_refused_recipient_fails_alone_and_a_full_mailbox_is_tried_again(
+        relay_app: tuple[Flask, list[Any]]) -> None:
+    app, received = relay_app
+    personas = create_personas(app)
+    client_id = make_client(app, personas.agency_a_id)
+    browser = Browser(app.test_client())
+    browser.login(personas.agent_a)
+    ids = {}
+    for to in ("gone@example.com", "full@example.com", "ada@example.com"):
+        sent = one(browser, "mail.send", {"to": to, "subject": f"To {to}", "body": "b",
+                                          "client_id": client_id})
+        ids[to] = sent["result"]["id"]
+    assert deliver_at(app, UNDO_S + 1) == 3
+    assert [e.rcpt_tos for e in received] == [["ada@example.com"]]  # the others did not stop it
+    with app.app_context():
+        gone, full = (db.session.get(OutboxMail, ids[k]) for k in ("gone@example.com", "full@example.com"))
+        assert gone is not None and full is not None
+        assert (gone.status, gone.error) == ("failed", "the relay answered 550 5.1.1 no such mailbox")
+        assert (full.status, full.attempts) == ("queued", 1)
+        assert full.error == "the relay answered 452 4.2.2 mailbox full, try later"
+    assert status(app, ids["ada@example.com"]) == "sent"
+    assert deliver_at(app, UNDO_S + 2) == 0  # backing off: not yet
+
+
+def test_mail_written_without_a_relay_stays_in_the_outbox(tmp_path: Path, probe_wasm: bytes,
+                                                          smtp_server: tuple[str, list[Any]]) -> None:
+    for app in make_plugin_app(tmp_path, probe_wasm):  # no relay configured
+        personas = create_personas(app)
+        browser = Browser(app.test_client())
+        browser.login(personas.agent_a)
+        mail_id = one(browser, "mail.send", {"to": "ada@example.com", "subject": "s", "body": "b"})["result"]["id"]
+        with app.app_context():
+            mail = db.session.get(OutboxMail, mail_id)
+            assert mail is not None and (mail.status, mail.deliver_after) == ("queued", None)
+        # A relay configured later does not send what was written before it, months late.
+        with app.app_context(), Session(db.engine) as session:
+            assert deliver_due(session, smtp_server[0], "cms@example.com",
+                               utcnow() + timedelta(days=90)) == 0
+        assert smtp_server[1] == []
+
+
+def test_a_claim_loses_to_one_made_between_its_read_and_its_write(
+        relay_app: tuple[Flask, list[Any]]) -> None:
+    """The compare-and-set itself: worker A has read the due mail, worker B claims and commits,
+    then A's update finds nothing to take."""
+    app, _ = relay_app
+    personas = create_personas(app)
+    browser = Browser(app.test_client())
+    browser.login(personas.agent_a)
+    mail_id = one(browser, "mail.send", {"to": "ada@example.com", "subject": "s", "body": "b"})["result"]["id"]
+    later = utcnow() + timedelta(seconds=UNDO_S + 1)
+    with app.app_context(), Session(db.engine) as a, Session(db.engine) as b:
+        seen = a.execute(select(OutboxMail.status, OutboxMail.deliver_after)
+                         .where(OutboxMail.id == mail_id)).one()
+        a.commit()  # A read it as queued and due; B now claims it first
+        assert [m.id for m in claim_due(b, later)] == [mail_id]
+        taken = a.execute(update(OutboxMail).where(
+            OutboxMail.id == mail_id, OutboxMail.status == seen.status,
+            OutboxMail.deliver_after == seen.deliver_after).values(status="sending")).rowcount
+        a.commit()
+        assert taken == 0
+
+
+def test_the_courier_delivers_on_its_own_thread_when_woken_and_stops(
+        tmp_path: Path, probe_wasm: bytes, smtp_server: tuple[str, list[Any]]) -> None:
+    import time
+
+    for app in make_plugin_app(tmp_path, probe_wasm, smtp_url=smtp_server[0], mail_undo_s=0):
+        courier = app.extensions["cms"].courier
+        assert courier is not None and not courier.running()  # started by the first mail
+        personas = create_personas(app)
+        browser = Browser(app.test_client())
+        browser.login(personas.agent_a)
+        one(browser, "mail.send", {"to": "ada@example.com", "subject": "s", "body": "b"})
+        assert courier.running()
+        deadline = time.monotonic() + 5
+        while not smtp_server[1]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        courier.stop()
+        assert not courier.running()

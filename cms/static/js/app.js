@@ -241,12 +241,19 @@ document.addEventListener("click", function (event) {
     form.setAttribute("aria-busy", "true");
     fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin",
                          headers: { "X-Partial": "1" } })
-      .then(function (r) { return r.text().then(function (t) { return { ok: r.ok, text: t }; }); })
+      .then(function (r) { return r.text().then(function (t) { return { status: r.status, text: t }; }); })
       .then(function (r) {
+        form.removeAttribute("aria-busy");
+        var said = new DOMParser().parseFromString(r.text, "text/html").body.textContent.trim();
+        if (r.status !== 200 && r.status !== 409) {  // an expired session, say: the form stays
+          var message = "Could not undo (" + r.status + "): try again.";
+          form.querySelector("[role=status]").textContent = message;
+          form.querySelector("[aria-hidden=true]").textContent = message;
+          return;
+        }
         var bar = document.createElement("p");
         bar.className = "undo-bar"; bar.setAttribute("role", "status");
-        bar.textContent = r.ok ? new DOMParser().parseFromString(r.text, "text/html").body.textContent.trim()
-                               : "Too late to undo: the mail has already gone to the relay.";
+        bar.textContent = r.status === 200 ? said : "Too late to undo: the mail has already gone to the relay.";
         form.replaceWith(bar);
       })
       .catch(function () { form.removeAttribute("aria-busy"); });
@@ -259,7 +266,8 @@ document.addEventListener("click", function (event) {
       var count = form.querySelector("[data-countdown]");
       if (left > 0) { if (count) { count.textContent = String(left); } return; }
       var done = document.createElement("p");
-      done.className = "undo-bar muted"; done.textContent = form.dataset.after;
+      done.className = "undo-bar muted"; done.setAttribute("role", "status");
+      done.textContent = form.dataset.after;
       form.replaceWith(done);
     });
     document.querySelectorAll("time[data-timer]").forEach(function (el) {
@@ -276,22 +284,27 @@ document.addEventListener("click", function (event) {
     var toggle = dock.querySelector("[data-dock-toggle]");
     var body = document.getElementById(toggle.getAttribute("aria-controls"));
     function set(open, focus) {
+      var inside = body.contains(document.activeElement) || document.activeElement === toggle;
       toggle.setAttribute("aria-expanded", open ? "true" : "false");
       body.hidden = !open;
       try { window.localStorage.setItem("cms.dock", open ? "open" : "closed"); } catch (e) { /* private mode */ }
       if (!focus) { return; }
       var field = open && body.querySelector("input:not([type=hidden]), textarea, select");
-      (field || toggle).focus();
+      if (field) { field.focus(); } else if (inside) { toggle.focus(); }  // focus never lost in a closed dock
     }
     var stored = null;
     try { stored = window.localStorage.getItem("cms.dock"); } catch (e) { /* private mode */ }
     set(stored !== "closed", false);
     toggle.addEventListener("click", function () { set(body.hidden, true); });
     document.addEventListener("keydown", function (event) {
-      if (event.altKey && !event.ctrlKey && !event.metaKey && event.code === "KeyT") {
-        event.preventDefault();
-        set(body.hidden, true);
-      }
+      if (!event.altKey || event.ctrlKey || event.metaKey || event.code !== "KeyT") { return; }
+      if (event.repeat || event.isComposing) { return; }  // a held key toggles once
+      // Typing elsewhere (the search box, a note): Alt+T is that field's (Option+T on a Mac).
+      var active = document.activeElement;
+      var typing = active && (active.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName));
+      if (typing && !body.contains(active)) { return; }
+      event.preventDefault();
+      set(body.hidden, true);
     });
   });
 })();
