@@ -132,6 +132,9 @@ def compile_module(source: Path, output: Path, root: Path) -> bytes:
             raise ToolchainError(f"the compiler took longer than {COMPILE_TIMEOUT_S} s") from None
         if done.returncode != 0:
             message = (done.stderr or done.stdout).strip().replace(str(plugin), str(root))
+            if not message:  # not a compiler's refusal: this cargo does not work at all
+                raise ToolchainError(f"{cargo} exited with status {done.returncode} and said nothing: "
+                                     f"set CMS_CARGO to a working cargo, or {INSTALL}")
             raise ToolchainError(f"{source}: compile failed:\n{message}")
         built = work / "target" / TARGET / "release" / f"{name}.wasm"
         if not built.is_file():

@@ -37,7 +37,8 @@ def new(name: str, lang: str, parent: Path, as_json: bool) -> None:
         return
     out = console()
     out.print(f"[green]Created[/] {folder} ({lang}): {', '.join(files)}")
-    out.print(f"Next: [bold]cms-plugin build {folder}[/] then [bold]cms-plugin test {folder}[/]")
+    out.print(f"Next: [bold]cms-plugin dev {folder}[/] (a live preview), then "
+              f"[bold]cms-plugin build {folder}[/] and [bold]cms-plugin test {folder}[/]")
 
 
 @click.command()

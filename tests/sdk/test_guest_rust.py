@@ -372,6 +372,21 @@ def test_a_cargo_without_the_wasm32_std_is_one_line_and_exit_2(built: dict[str, 
     assert toolchain_rust.INSTALL in lines[0] and str(fake / "cargo") in lines[0]
 
 
+def test_a_cargo_that_does_not_work_is_one_line_and_exit_2(built: dict[str, Any],
+                                                          tmp_path: Path) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "cargo").write_text("#!/bin/sh\nexit 101\n")  # a broken cargo beside a good rustc
+    (fake / "cargo").chmod(0o755)
+    rustc, _ = toolchain_rust.find_cargo()[1:]
+    (fake / "rustc").symlink_to(rustc)
+    done = cli(built["template"], "build", env={"CMS_CARGO": str(fake / "cargo")})
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line == (f"cms-plugin: {fake / 'cargo'} exited with status 101 and said nothing: set "
+                    f"CMS_CARGO to a working cargo, or {toolchain_rust.INSTALL}")
+
+
 # Envelopes and JSON ----------------------------------------------------------------------------
 
 def test_unknown_action_and_bad_input(load: Any) -> None:
