@@ -70,6 +70,11 @@ def test_a_leak_is_named_from_its_trajectory_before_it_faults_and_quarantined(
     step, first_fault = _caller(app, browser, personas, plugin_id, "dial",
                                 {"number": "+44 20 7946 0001", "client_id": 0})
     alert = until_alert(app, step, "memory_leak", plugin_id)
+    # Seen rising (warning) it may be first, on a busy machine; the critical verdict follows.
+    deadline = time.monotonic() + 90
+    while alert.severity != "critical" and time.monotonic() < deadline and not first_fault:
+        step()
+        alert = alerts_of(app, "memory_leak", plugin_id)[0]
     # Its calls all succeed: the verdict comes from their cost rising call after call.
     assert not first_fault, "the leak is named before any call fails"
     assert alert.severity == "critical" and alert.details["action"] == "dial"

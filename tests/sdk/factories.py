@@ -1,6 +1,11 @@
-"""Manifest text for SDK tests: a valid one, and a way to change one field."""
+"""Manifest text for SDK tests (a valid one, and a way to change one field), and the host ops
+the guest-library tests load their probe plugins with."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from cms.runtime import CallContext, HostOp, HostOpError, HostOps
 
 MANIFEST = '''\
 id = "hello"
@@ -48,3 +53,40 @@ def manifest_text(replace: dict[str, str] | None = None, append: str = "") -> st
         assert old in text, old
         text = text.replace(old, new, 1)
     return text + append
+
+
+class GuestHost:
+    """Host ops for these tests: an in-memory kv (scope -> key -> value) that can be switched to
+    answer `unavailable`, and ops that fail or time out."""
+
+    def __init__(self) -> None:
+        self.kv: dict[tuple[str, str], Any] = {}
+        self.kv_down = False
+
+    def ops(self) -> HostOps:
+        return HostOps([
+            *(HostOp(f"kv.{name}", "kv", self._kv(name)) for name in ("get", "set", "delete", "list")),
+            HostOp("test.down", "test", self._down),
+            HostOp("test.echo", "test", lambda call, args: {"args": args}),
+        ])
+
+    def _kv(self, op: str) -> Any:
+        def handle(call: CallContext, args: dict[str, Any]) -> Any:
+            if self.kv_down:
+                raise HostOpError("unavailable", "kv is down")
+            scope = args.get("scope", "agent")
+            if op == "list":
+                return {"keys": sorted(k for s, k in self.kv if s == scope
+                                       and k.startswith(args.get("prefix", "")))}
+            key = (scope, args["key"])
+            if op == "get":
+                return {"value": self.kv.get(key)}
+            if op == "set":
+                self.kv[key] = args["value"]
+                return {"ok": True}
+            return {"deleted": self.kv.pop(key, None) is not None}
+        return handle
+
+    @staticmethod
+    def _down(call: CallContext, args: dict[str, Any]) -> Any:
+        raise HostOpError("unavailable", "the service is down")

@@ -15,13 +15,13 @@ from typing import Any, Iterable, Iterator
 
 import pytest
 
-from cms.runtime import (CallContext, HostOp, HostOpError, HostOps, Limits, Plugin, PluginFault,
-                         Runtime, RuntimeConfig)
+from cms.runtime import Limits, Plugin, PluginFault, Runtime, RuntimeConfig
 from plugin_sdk import abi
 from plugin_sdk.manifest import load_manifest
 from plugin_sdk.toolchain import compile_module, zig_available
 from plugin_sdk.ui import check_blocks
 from tests.conftest import require
+from tests.sdk.factories import GuestHost as Host
 
 SDK = Path(__file__).resolve().parents[2] / "plugin_sdk"
 FIXTURES = Path(__file__).parent / "plugins"
@@ -257,43 +257,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                    for name, source in sources.items()}
         wasm = {name: future.result() for name, future in futures.items()}
     return {"wasm": wasm, "template": template}
-
-
-class Host:
-    """Host ops for these tests: an in-memory kv (scope -> key -> value) that can be switched to
-    answer `unavailable`, and ops that fail or time out."""
-
-    def __init__(self) -> None:
-        self.kv: dict[tuple[str, str], Any] = {}
-        self.kv_down = False
-
-    def ops(self) -> HostOps:
-        return HostOps([
-            *(HostOp(f"kv.{name}", "kv", self._kv(name)) for name in ("get", "set", "delete", "list")),
-            HostOp("test.down", "test", self._down),
-            HostOp("test.echo", "test", lambda call, args: {"args": args}),
-        ])
-
-    def _kv(self, op: str) -> Any:
-        def handle(call: CallContext, args: dict[str, Any]) -> Any:
-            if self.kv_down:
-                raise HostOpError("unavailable", "kv is down")
-            scope = args.get("scope", "agent")
-            if op == "list":
-                return {"keys": sorted(k for s, k in self.kv if s == scope
-                                       and k.startswith(args.get("prefix", "")))}
-            key = (scope, args["key"])
-            if op == "get":
-                return {"value": self.kv.get(key)}
-            if op == "set":
-                self.kv[key] = args["value"]
-                return {"ok": True}
-            return {"deleted": self.kv.pop(key, None) is not None}
-        return handle
-
-    @staticmethod
-    def _down(call: CallContext, args: dict[str, Any]) -> Any:
-        raise HostOpError("unavailable", "the service is down")
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,14 @@ from typing import Any, Iterable, Iterator
 import pytest
 import wasmtime
 
-from cms.runtime import (CallContext, HostOp, HostOpError, HostOps, Limits, Plugin, PluginFault,
-                         Runtime, RuntimeConfig)
+from cms.runtime import Limits, Plugin, PluginFault, Runtime, RuntimeConfig
 from plugin_sdk import abi, toolchain_ts
 from plugin_sdk.cli import main
 from plugin_sdk.project import ops_named_in
 from plugin_sdk.toolchain import ToolchainError, compile_module
 from plugin_sdk.ui import check_blocks
 from tests.conftest import require
+from tests.sdk.factories import GuestHost as Host
 
 AGENT = {"agent": {"id": 7, "username": "demo.agent", "name": "Dana Agent", "agency_id": 1}}
 
@@ -240,42 +240,6 @@ def probe(homes: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
     (root / "assembly").mkdir()
     (root / "assembly" / "index.ts").write_text(PROBE, encoding="utf-8")
     return compile_module("ts", root / "assembly" / "index.ts", root / "probe.wasm", root)
-
-
-class Host:
-    """Host ops for these tests: an in-memory kv that can be switched to answer `unavailable`."""
-
-    def __init__(self) -> None:
-        self.kv: dict[tuple[str, str], Any] = {}
-        self.kv_down = False
-
-    def ops(self) -> HostOps:
-        return HostOps([
-            *(HostOp(f"kv.{name}", "kv", self._kv(name)) for name in ("get", "set", "delete", "list")),
-            HostOp("test.down", "test", self._down),
-            HostOp("test.echo", "test", lambda call, args: {"args": args}),
-        ])
-
-    def _kv(self, op: str) -> Any:
-        def handle(call: CallContext, args: dict[str, Any]) -> Any:
-            if self.kv_down:
-                raise HostOpError("unavailable", "kv is down")
-            scope = args.get("scope", "agent")
-            if op == "list":
-                return {"keys": sorted(k for s, k in self.kv if s == scope
-                                       and k.startswith(args.get("prefix", "")))}
-            key = (scope, args["key"])
-            if op == "get":
-                return {"value": self.kv.get(key)}
-            if op == "set":
-                self.kv[key] = args["value"]
-                return {"ok": True}
-            return {"deleted": self.kv.pop(key, None) is not None}
-        return handle
-
-    @staticmethod
-    def _down(call: CallContext, args: dict[str, Any]) -> Any:
-        raise HostOpError("unavailable", "the service is down")
 
 
 @pytest.fixture(scope="module")
