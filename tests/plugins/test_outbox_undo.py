@@ -103,6 +103,13 @@ def test_only_the_sender_can_undo_and_the_page_flow_comes_back(relay_app: tuple[
             "Accept": "application/json", "X-CSRFToken": browser.csrf("/outbox")})
         assert response.status_code == 404
     assert status(app, mail_id) == "queued"
+    # The outbox offers the undo to its sender only, while the mail waits.
+    undo_form = f'action="/outbox/{mail_id}/undo"'
+    assert undo_form in sender.get("/outbox").get_data(as_text=True)
+    admin = Browser(app.test_client())
+    admin.login(personas.admin)
+    everyone = admin.get("/outbox?all=1").get_data(as_text=True)
+    assert "Itinerary" in everyone and undo_form not in everyone
     # Without script: a form post, then back to where the agent was, with the outcome said.
     token = sender.csrf(f"/clients/{client_id}")
     response = sender.client.post(f"/outbox/{mail_id}/undo", data={"csrf_token": token},
@@ -110,6 +117,7 @@ def test_only_the_sender_can_undo_and_the_page_flow_comes_back(relay_app: tuple[
     assert response.status_code == 303 and response.headers["Location"] == f"/clients/{client_id}"
     page = sender.get(f"/clients/{client_id}").get_data(as_text=True)
     assert "Undone: the mail to ada@example.com was not sent." in page
+    assert undo_form not in sender.get("/outbox").get_data(as_text=True)  # undone: nothing to undo
     # Without a CSRF token the undo is refused and the mail stays as it is.
     forged = Browser(app.test_client())
     forged.login(personas.agent_a)
