@@ -262,8 +262,9 @@ def _commit_keeping_objects(session: Session) -> None:
         real.expire_on_commit = expire
 
 
-def _run(session: Session, registry: PluginRegistry, call: AgentCall, built: BuiltPlugin,
-         install: InstallState, action: str, params: Any, now: datetime | None) -> ActionOutcome:
+def check_action(built: BuiltPlugin, action: str, params: Any) -> None:
+    """The server's checks of an action call before the plugin runs: a declared action, params
+    that follow its schema. Raises PluginUnavailable or PluginParamsInvalid (both 4xx)."""
     manifest = built.manifest
     if action not in manifest.actions:
         raise PluginUnavailable(f"{manifest.name} has no action {action[:40]!r}.")
@@ -273,6 +274,12 @@ def _run(session: Session, registry: PluginRegistry, call: AgentCall, built: Bui
     if problem is not None:
         where = ".".join(str(p) for p in problem.path)
         raise PluginParamsInvalid(f"Params of {action}: {where + ': ' if where else ''}{problem.message}")
+
+
+def _run(session: Session, registry: PluginRegistry, call: AgentCall, built: BuiltPlugin,
+         install: InstallState, action: str, params: Any, now: datetime | None) -> ActionOutcome:
+    manifest = built.manifest
+    check_action(built, action, params)
     assert call.actor.agency_id is not None
     client = _open_client(session, call)
     _check_param_ids(session, call.actor.agency_id, params, client)

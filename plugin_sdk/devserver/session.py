@@ -20,7 +20,7 @@ from cms.errors import DomainError, NotFound
 from cms.ids import parse_id
 from cms.plugins.registry import BuiltPlugin
 from cms.plugins.service import (ActionOutcome, PanelView, PluginDenied, PluginFaulted,
-                                 PluginParamsInvalid, PluginUnavailable)
+                                 PluginParamsInvalid, PluginUnavailable, check_action)
 from cms.runtime import (DEFAULT_CAPS, DEFAULT_LIMITS, CallStats, Limits, LimitsError, Plugin,
                          PluginFault, Runtime, RuntimeConfig, attributed)
 from plugin_sdk import abi, project
@@ -235,16 +235,7 @@ class DevSession:
     def _input(self, built: BuiltPlugin, action: str, params: Any, slot: str | None,
                client_id: int | None) -> bytes:
         """The encoded input envelope, after the server's checks of action, params and ids."""
-        manifest = built.manifest
-        if action not in manifest.actions:
-            raise PluginUnavailable(f"{manifest.name} has no action {action[:40]!r}.")
-        if not isinstance(params, dict):
-            raise PluginParamsInvalid("Params must be a JSON object.")
-        problem = next(iter(built.validator(action).iter_errors(params)), None)
-        if problem is not None:
-            where = ".".join(str(p) for p in problem.path)
-            raise PluginParamsInvalid(f"Params of {action}: {where + ': ' if where else ''}"
-                                      f"{problem.message}")
+        check_action(built, action, params)
         if client_id is not None and client_id not in self.world.clients:
             raise NotFound("This client does not exist.")
         for key, known, label in (("client_id", self.world.clients, "client"),
