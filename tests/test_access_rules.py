@@ -67,9 +67,15 @@ def world(app: Flask, personas: Personas) -> dict[str, Any]:
         note = Activity(agency_id=alpha.id, client_id=client.id, user_id=alice.id, kind="note",
                         body="a note of agency A")
         db.session.add(note)
+        from cms.models import OutboxMail
+
+        mail = OutboxMail(agency_id=alpha.id, user_id=alice.id, client_id=client.id,
+                          plugin_id="probe", to_addr="ann@example.com", subject="s", body="b")
+        db.session.add(mail)
         db.session.commit()
         return {
             "note_id": note.id,
+            "mail_id": mail.id,
             "token_id": token.id,
             "client_id": client.id,
             "booking_id": booking.id,
